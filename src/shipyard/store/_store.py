@@ -1,0 +1,86 @@
+"""The metadata store: one engine per URI and process, transactions, audit on write."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from shipyard.store import _audit, _engine
+
+
+class WriteTx:
+    """One write transaction. Audit events recorded here commit with the change."""
+
+    def __init__(self, conn: Connection, actor: str) -> None:
+        self.conn = conn
+        self.actor = actor
+        self._events: list[_audit.PendingEvent] = []
+
+    def audit(
+        self, action: str, object_type: str, object_id: str, payload: Mapping[str, Any]
+    ) -> None:
+        self._events.append(_audit.PendingEvent(action, object_type, object_id, payload))
+
+    def _flush_audit(self) -> None:
+        _audit.append(self.conn, self.actor, self._events)
+        self._events.clear()
+
+
+class Store:
+    """A migrated metadata database reachable through read and write transactions."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = _engine.normalise_uri(uri)
+        self.engine: Engine = _engine.make_engine(self.uri)
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def upgrade(self) -> bool:
+        """Migrate to the newest schema; return whether this call changed anything."""
+        with self._schema_lock:
+            migrated = _engine.upgrade(self.engine)
+            self._schema_ready = True
+            return migrated
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            self.upgrade()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        self._ensure_schema()
+        with _engine.transaction(self.engine, write=False) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self, actor: str) -> Iterator[WriteTx]:
+        self._ensure_schema()
+        with _engine.transaction(self.engine, write=True) as conn:
+            tx = WriteTx(conn, actor)
+            yield tx
+            tx._flush_audit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(uri: str) -> Store:
+    """The process-wide Store for ``uri`` (engines and pools are shared)."""
+    key = _engine.normalise_uri(uri)
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = Store(key)
+        return store

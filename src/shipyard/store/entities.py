@@ -1,0 +1,85 @@
+"""What the store hands out: frozen dataclasses, never ORM rows or result rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    description: str | None
+    created_at: int  # ms since the epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: int  # ms since the epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    path: str
+    digest: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    parent_run_id: str | None
+    created_by: str
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    #: The latest point of each metric (highest step, then latest timestamp).
+    metrics: Mapping[str, Metric]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    #: Pass as ``page_token`` for the next page; ``None`` on the last page.
+    next_page_token: str | None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    event_id: str
+    time: int
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    payload: str  # canonical JSON
+    payload_digest: str
+    prev_hash: str
+    hash: str
