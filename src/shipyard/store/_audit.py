@@ -15,12 +15,22 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from shipyard.store._schema import audit_events, audit_head
 from shipyard.store.entities import AuditEvent
 
 GENESIS_HASH = "0" * 64
+
+_LOCK_HEAD = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_EVENTS = audit_events.insert()
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +42,9 @@ class PendingEvent:
 
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
 def payload_digest(payload_json: str) -> str:
@@ -59,9 +71,7 @@ def append(conn: Connection, actor: str, events: list[PendingEvent]) -> None:
     """Chain ``events`` after the current head, in the caller's transaction."""
     if not events:
         return
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    head = conn.execute(_LOCK_HEAD).one()
     seq, prev_hash = head.seq, head.hash
     now = int(time.time() * 1000)
     rows = []
@@ -82,12 +92,14 @@ def append(conn: Connection, actor: str, events: list[PendingEvent]) -> None:
         row["hash"] = prev_hash = event_hash(**row)
         row["payload"] = body
         rows.append(row)
-    conn.execute(audit_events.insert(), rows)
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev_hash))
+    conn.execute(_INSERT_EVENTS, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
 
 
 def head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+    row = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    ).one()
     return row.seq, row.hash
 
 

@@ -78,9 +78,7 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-un
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql(
-        "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
-    )
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
 @contextlib.contextmanager
@@ -172,4 +170,3 @@ def _run_alembic(conn: Connection) -> None:
     config.attributes["connection"] = conn
     command.upgrade(config, "head")
     conn.commit()
-

@@ -84,7 +84,9 @@ tags = Table(
 metrics = Table(
     "metrics",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
     Column("key", String(KEY_LENGTH), nullable=False),
     Column("value", Float(precision=53), nullable=True),

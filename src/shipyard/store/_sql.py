@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+@functools.cache
 def upsert(
-    conn: Connection,
+    dialect_name: str,
     table: Table,
-    rows: list[dict[str, Any]],
     *,
-    index: list[str],
-    update_columns: list[str],
-    where: Any = None,
+    index: tuple[str, ...],
+    update_columns: tuple[str, ...],
+    where: Callable[[Any, Any], Any] | None = None,
 ) -> Any:
-    """INSERT ... ON CONFLICT (index) DO UPDATE, for SQLite and PostgreSQL alike.
+    """INSERT ... ON CONFLICT (index) DO UPDATE for SQLite and PostgreSQL.
 
-    ``where`` may be a callable taking (incoming, current) column collections.
+    Built once per shape and executed with a list of rows (executemany), so
+    SQLAlchemy compiles it once. ``where(incoming, current)`` gives an optional
+    condition on the update.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(rows)
-    condition: ColumnElement[bool] | None = where(stmt.excluded, table.c) if where else None
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
     return stmt.on_conflict_do_update(
-        index_elements=index,
+        index_elements=list(index),
         set_={c: stmt.excluded[c] for c in update_columns},
-        where=condition,
+        where=where(stmt.excluded, table.c) if where else None,
     )

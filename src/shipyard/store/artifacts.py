@@ -23,12 +23,14 @@ def record(tx: WriteTx, run_id: str, run_pk: int, files: Sequence[Artifact]) -> 
         {"run_pk": run_pk, "path": f.path, "digest": f.digest, "size": f.size, "created_at": now}
         for f in files
     ]
-    tx.conn.execute(
-        upsert(tx.conn, artifacts, rows, index=["run_pk", "path"], update_columns=["digest", "size", "created_at"])
+    stmt = upsert(
+        tx.conn.dialect.name,
+        artifacts,
+        index=("run_pk", "path"),
+        update_columns=("digest", "size", "created_at"),
     )
-    tx.audit(
-        "run.log_artifacts", "run", run_id, {"files": {f.path: f.digest for f in files}}
-    )
+    tx.conn.execute(stmt, rows)
+    tx.audit("run.log_artifacts", "run", run_id, {"files": {f.path: f.digest for f in files}})
 
 
 def list_(conn: Connection, run_pk: int, prefix: str = "") -> list[Artifact]:

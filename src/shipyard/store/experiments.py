@@ -35,7 +35,9 @@ def create(tx: WriteTx, name: str, description: str | None = None) -> Experiment
         raise AlreadyExists(
             "experiment", name, hint="Pick another name, or use get_experiment() to reuse it."
         ) from exc
-    tx.audit("experiment.create", "experiment", str(new_id), {"name": name, "description": description})
+    tx.audit(
+        "experiment.create", "experiment", str(new_id), {"name": name, "description": description}
+    )
     return Experiment(str(new_id), name, description, now)
 
 

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Row, insert, or_, select
 
-from shipyard.store._sql import upsert
 from shipyard.store._schema import latest_metrics, metrics
+from shipyard.store._sql import upsert
 from shipyard.store.entities import Metric
 
 #: (run_pk, key, value, step, timestamp_ms)
 Point = tuple[int, str, float, int, int]
+
+
+_INSERT = insert(metrics)
 
 
 def to_metric(row: Row) -> Metric:
@@ -44,17 +47,15 @@ def append(conn: Connection, points: Sequence[Point]) -> None:
         best = latest.get((run_pk, key))
         if best is None or (step, timestamp) >= (best["step"], best["timestamp"]):
             latest[(run_pk, key)] = row
-    conn.execute(insert(metrics), rows)
-    conn.execute(
-        upsert(
-            conn,
-            latest_metrics,
-            list(latest.values()),
-            index=["run_pk", "key"],
-            update_columns=["value", "is_nan", "step", "timestamp"],
-            where=_is_newer,
-        )
+    conn.execute(_INSERT, rows)
+    upsert_latest = upsert(
+        conn.dialect.name,
+        latest_metrics,
+        index=("run_pk", "key"),
+        update_columns=("value", "is_nan", "step", "timestamp"),
+        where=_is_newer,
     )
+    conn.execute(upsert_latest, list(latest.values()))
 
 
 def _is_newer(incoming, current):  # type: ignore[no-untyped-def]
@@ -66,7 +67,9 @@ def _is_newer(incoming, current):  # type: ignore[no-untyped-def]
 
 def history(conn: Connection, run_pk: int, key: str) -> list[Metric]:
     query = (
-        select(metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.step, metrics.c.timestamp)
+        select(
+            metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.step, metrics.c.timestamp
+        )
         .where(metrics.c.run_pk == run_pk, metrics.c.key == key)
         .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
     )

@@ -6,14 +6,24 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, Row, and_, case, insert, literal, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, insert, literal, select, update
 
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import metrics as metrics_repo
-from shipyard.store._sql import upsert
 from shipyard.store._schema import latest_metrics, params, runs, tags
+from shipyard.store._sql import upsert
 from shipyard.store._store import WriteTx
 from shipyard.store.entities import Metric, Run, RunStatus
+
+_INSERT_RUN = insert(runs).returning(runs.c.pk)
+_INSERT_TAGS = insert(tags)
+_INSERT_PARAMS = insert(params)
+_END_RUNNING = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("id"), runs.c.status == RunStatus.RUNNING.value)
+    .values(status=bindparam("new_status"), end_time=bindparam("end"))
+    .returning(runs.c.pk)
+)
 
 
 def now_ms() -> int:
@@ -47,26 +57,32 @@ def create(
 ) -> int:
     now = now_ms()
     pk = tx.conn.execute(
-        insert(runs)
-        .values(
-            run_id=run_id,
-            experiment_id=int(experiment_id),
-            name=name,
-            status=RunStatus.RUNNING.value,
-            start_time=now,
-            heartbeat_at=now if heartbeat else None,
-            parent_run_id=parent_run_id,
-            created_by=tx.actor,
-        )
-        .returning(runs.c.pk)
+        _INSERT_RUN,
+        {
+            "run_id": run_id,
+            "experiment_id": int(experiment_id),
+            "name": name,
+            "status": RunStatus.RUNNING.value,
+            "start_time": now,
+            "heartbeat_at": now if heartbeat else None,
+            "parent_run_id": parent_run_id,
+            "created_by": tx.actor,
+        },
     ).scalar_one()
     if tags_:
-        tx.conn.execute(insert(tags), [{"run_pk": pk, "key": k, "value": v} for k, v in tags_.items()])
+        tx.conn.execute(
+            _INSERT_TAGS, [{"run_pk": pk, "key": k, "value": v} for k, v in tags_.items()]
+        )
     tx.audit(
         "run.create",
         "run",
         run_id,
-        {"experiment_id": experiment_id, "name": name, "parent_run_id": parent_run_id, "tags": dict(tags_)},
+        {
+            "experiment_id": experiment_id,
+            "name": name,
+            "parent_run_id": parent_run_id,
+            "tags": dict(tags_),
+        },
     )
     return pk
 
@@ -79,20 +95,19 @@ def pk_of(conn: Connection, run_id: str) -> int:
 
 
 def end(tx: WriteTx, run_id: str, status: RunStatus) -> None:
-    row = tx.conn.execute(
-        select(runs.c.pk, runs.c.status).where(runs.c.run_id == run_id)
+    """Move a RUNNING run to ``status``; ending it again with the same status is a no-op."""
+    ended = tx.conn.execute(
+        _END_RUNNING, {"id": run_id, "new_status": status.value, "end": now_ms()}
     ).first()
-    if row is None:
-        raise NotFound("run", run_id)
-    if row.status == status.value:
+    if ended is None:
+        current = tx.conn.execute(select(runs.c.status).where(runs.c.run_id == run_id)).scalar()
+        if current is None:
+            raise NotFound("run", run_id)
+        if current != status.value:
+            raise Conflict(
+                f"Run {run_id} ended already as {current}; cannot end it again as {status.value}."
+            )
         return
-    if row.status != RunStatus.RUNNING.value:
-        raise Conflict(
-            f"Run {run_id} ended already as {row.status}; cannot end it again as {status.value}."
-        )
-    tx.conn.execute(
-        update(runs).where(runs.c.pk == row.pk).values(status=status.value, end_time=now_ms())
-    )
     tx.audit("run.end", "run", run_id, {"status": status.value})
 
 
@@ -126,7 +141,9 @@ def log_params(tx: WriteTx, run_id: str, run_pk: int, values: Mapping[str, str])
             )
     new = {k: v for k, v in values.items() if k not in existing}
     if new:
-        tx.conn.execute(insert(params), [{"run_pk": run_pk, "key": k, "value": v} for k, v in new.items()])
+        tx.conn.execute(
+            _INSERT_PARAMS, [{"run_pk": run_pk, "key": k, "value": v} for k, v in new.items()]
+        )
         tx.audit("run.log_params", "run", run_id, new)
 
 
@@ -134,7 +151,8 @@ def set_tags(tx: WriteTx, run_id: str, run_pk: int, values: Mapping[str, str]) -
     if not values:
         return
     rows = [{"run_pk": run_pk, "key": k, "value": v} for k, v in values.items()]
-    tx.conn.execute(upsert(tx.conn, tags, rows, index=["run_pk", "key"], update_columns=["value"]))
+    stmt = upsert(tx.conn.dialect.name, tags, index=("run_pk", "key"), update_columns=("value",))
+    tx.conn.execute(stmt, rows)
     tx.audit("run.set_tags", "run", run_id, dict(values))
 
 
@@ -144,8 +162,7 @@ def load(conn: Connection, pks: Sequence[int], *, stale_before: int) -> list[Run
         return []
     status = effective_status(stale_before).label("effective_status")
     rows = {
-        row.pk: row
-        for row in conn.execute(select(runs, status).where(runs.c.pk.in_(pks))).all()
+        row.pk: row for row in conn.execute(select(runs, status).where(runs.c.pk.in_(pks))).all()
     }
     params_by = _key_values(conn, params, pks)
     tags_by = _key_values(conn, tags, pks)
@@ -165,7 +182,9 @@ def _key_values(conn: Connection, table, pks: Sequence[int]) -> dict[int, dict[s
     return out
 
 
-def _entity(row: Row, params_: dict[str, str], tags_: dict[str, str], metrics_: dict[str, Metric]) -> Run:
+def _entity(
+    row: Row, params_: dict[str, str], tags_: dict[str, str], metrics_: dict[str, Metric]
+) -> Run:
     return Run(
         run_id=row.run_id,
         experiment_id=str(row.experiment_id),

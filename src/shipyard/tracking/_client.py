@@ -1,0 +1,426 @@
+"""The explicit tracking API: every call is one transaction against the store."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard import _files
+from shipyard.config import Settings
+from shipyard.errors import ConfigError, InvalidInput, NotFound, UnsafePath
+from shipyard.store import Store, open_store
+from shipyard.store import artifacts as artifacts_repo
+from shipyard.store import experiments as experiments_repo
+from shipyard.store import metrics as metrics_repo
+from shipyard.store import runs as runs_repo
+from shipyard.store import search as search_repo
+from shipyard.store.entities import (
+    Artifact,
+    AuditEvent,
+    Experiment,
+    Metric,
+    Run,
+    RunPage,
+    RunStatus,
+)
+from shipyard.tracking import _filter, _validate
+
+if TYPE_CHECKING:
+    from shipyard.blobs import BlobStore
+    from shipyard.governance.audit import AuditReport
+
+MAX_RESULTS_LIMIT = 50_000
+MetricLike = Metric | tuple[str, float] | tuple[str, float, int] | tuple[str, float, int, int]
+
+
+class Client:
+    """Experiments, runs, params, metrics, tags and artifacts in one metadata store.
+
+    ``Client()`` reads its settings (``SHIPYARD_URI``, ``SHIPYARD_ARTIFACTS``,
+    ``SHIPYARD_HOME``...); ``uri`` and ``artifacts`` override them.
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        artifacts: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load(uri=uri, artifacts=artifacts)
+        if self.settings.uri.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"The store URI {self.settings.uri!r} names a Shipyard server; this version "
+                "only opens stores directly.",
+                hint="Use sqlite:///... or postgresql+psycopg://... for SHIPYARD_URI.",
+            )
+        self.store: Store = open_store(self.settings.uri)
+        self._blobs: BlobStore | None = None
+        # Ids never change once given, so name->id and run->key lookups are cached.
+        self._run_pks: dict[str, int] = {}
+        self._experiment_ids: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Client(uri={self.store.engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def actor(self) -> str:
+        return self.settings.actor
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            from shipyard.blobs import open_blob_store
+
+            self._blobs = open_blob_store(
+                self.settings.artifacts, s3_endpoint_url=self.settings.s3_endpoint_url
+            )
+        return self._blobs
+
+    def upgrade_db(self) -> bool:
+        """Migrate the store's schema to the newest revision; True if anything changed."""
+        return self.store.upgrade()
+
+    # ------------------------------------------------------------------ experiments
+
+    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+        _validate.name("experiment", name)
+        with self.store.write(self.actor) as tx:
+            return experiments_repo.create(tx, name, description)
+
+    def get_experiment(self, name_or_id: str) -> Experiment:
+        with self.store.read() as conn:
+            return experiments_repo.get(conn, str(name_or_id))
+
+    def list_experiments(self) -> list[Experiment]:
+        with self.store.read() as conn:
+            return experiments_repo.list_all(conn)
+
+    def _experiment_id(self, experiment: str | None) -> str:
+        """The id of an experiment named (or numbered) ``experiment``, created if missing."""
+        name = _validate.name("experiment", experiment or "Default")
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        with self.store.read() as conn:
+            found = experiments_repo.find(conn, name)
+        if found is None and name.isdigit():
+            with contextlib.suppress(NotFound), self.store.read() as conn:
+                found = experiments_repo.get(conn, name)
+        if found is None:
+            with self.store.write(self.actor) as tx:
+                found = experiments_repo.find(tx.conn, name) or experiments_repo.create(tx, name)
+        self._experiment_ids[name] = found.experiment_id
+        return found.experiment_id
+
+    # ------------------------------------------------------------------------- runs
+
+    def create_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Run:
+        """Start a RUNNING run; the experiment (name or id) is created if it is missing."""
+        return self.get_run(
+            self._create_run(experiment, name, tags, parent_run_id, heartbeat=False)
+        )
+
+    def _create_run(
+        self,
+        experiment: str | None,
+        name: str | None,
+        tags: Mapping[str, Any] | None,
+        parent_run_id: str | None,
+        *,
+        heartbeat: bool,
+    ) -> str:
+        experiment_id = self._experiment_id(experiment)
+        run_id = uuid.uuid4().hex
+        run_name = _validate.name("run", name) if name is not None else f"run-{run_id[:8]}"
+        tag_values = _validate.text_mapping("tag", tags)
+        with self.store.write(self.actor) as tx:
+            if parent_run_id is not None:
+                runs_repo.pk_of(tx.conn, parent_run_id)
+            self._run_pks[run_id] = runs_repo.create(
+                tx,
+                run_id=run_id,
+                experiment_id=experiment_id,
+                name=run_name,
+                parent_run_id=parent_run_id,
+                tags_=tag_values,
+                heartbeat=heartbeat,
+            )
+        return run_id
+
+    def _run_pk(self, run_id: str) -> int:
+        pk = self._run_pks.get(run_id)
+        if pk is None:
+            if not isinstance(run_id, str):
+                raise InvalidInput(f"A run id is a string; got {type(run_id).__name__}.")
+            with self.store.read() as conn:
+                pk = self._run_pks[run_id] = runs_repo.pk_of(conn, run_id)
+        return pk
+
+    def get_run(self, run_id: str) -> Run:
+        pk = self._run_pk(run_id)
+        with self.store.read() as conn:
+            (run,) = runs_repo.load(conn, [pk], stale_before=self._stale_before())
+        return run
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        self._end_run(run_id, _status(status), points=())
+
+    def _end_run(
+        self, run_id: str, status: RunStatus, points: Sequence[metrics_repo.Point]
+    ) -> None:
+        """End a run, writing still-buffered points in the same transaction."""
+        with self.store.write(self.actor) as tx:
+            metrics_repo.append(tx.conn, points)
+            runs_repo.end(tx, run_id, status)
+
+    def _stale_before(self) -> int:
+        return int((time.time() - self.settings.heartbeat_timeout) * 1000)
+
+    def _heartbeat(self, run_ids: Iterable[str]) -> None:
+        with self.store.write(self.actor) as tx:
+            runs_repo.heartbeat(tx.conn, [self._run_pk(r) for r in run_ids])
+
+    # ------------------------------------------------------------ params, metrics, tags
+
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        self.log_batch(run_id, params={key: value})
+
+    def log_metric(
+        self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
+    ) -> None:
+        self.log_batch(run_id, metrics=[Metric(key, value, step, timestamp or _now_ms())])
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.log_batch(run_id, tags={key: value})
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Iterable[MetricLike] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write metrics, params and tags of one run in one transaction: all or nothing.
+
+        ``metrics`` holds :class:`Metric` objects or tuples ``(key, value[, step[, timestamp]])``.
+        """
+        pk = self._run_pk(run_id)
+        points = self._points(pk, metrics)
+        param_values = _validate.text_mapping("param", params)
+        tag_values = _validate.text_mapping("tag", tags)
+        with self.store.write(self.actor) as tx:
+            runs_repo.log_params(tx, run_id, pk, param_values)
+            runs_repo.set_tags(tx, run_id, pk, tag_values)
+            metrics_repo.append(tx.conn, points)
+
+    def _points(self, run_pk: int, metrics: Iterable[MetricLike]) -> list[metrics_repo.Point]:
+        now = _now_ms()
+        points = []
+        for item in metrics:
+            if isinstance(item, Metric):
+                key, value, step, ts = item.key, item.value, item.step, item.timestamp
+            elif isinstance(item, tuple) and 2 <= len(item) <= 4:
+                key, value, step, ts = (*item, 0, now)[:4] if len(item) == 2 else (*item, now)[:4]
+            else:
+                raise InvalidInput(
+                    f"A metric is a Metric or a tuple (key, value[, step[, timestamp]]); got {item!r}."
+                )
+            _validate.key("metric", key)
+            points.append(
+                (
+                    run_pk,
+                    key,
+                    _validate.metric_value(key, value),
+                    _validate.step(key, step),
+                    _validate.timestamp(key, ts),
+                )
+            )
+        return points
+
+    def _append_points(self, points: Sequence[metrics_repo.Point]) -> None:
+        with self.store.write(self.actor) as tx:
+            metrics_repo.append(tx.conn, points)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        pk = self._run_pk(run_id)
+        with self.store.read() as conn:
+            return metrics_repo.history(conn, pk, _validate.key("metric", key))
+
+    # ------------------------------------------------------------------------ search
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """One page of runs matching ``filter``, in ``order_by`` order.
+
+        ``experiment``: a name or id, a list of them, or None for all.
+        ``filter``: e.g. ``"metrics.auc > 0.9 and params.model = 'lr'"``.
+        ``order_by``: e.g. ``["metrics.auc DESC"]``; ties go to the newest run.
+        """
+        if (
+            isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or not (1 <= max_results <= MAX_RESULTS_LIMIT)
+        ):
+            raise InvalidInput(
+                f"max_results must be an integer from 1 to {MAX_RESULTS_LIMIT}; got {max_results!r}."
+            )
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        where = _filter.parse_filter(filter)
+        ordering = _filter.parse_order_by(order_by)
+        offset = _decode_page_token(page_token)
+        with self.store.read() as conn:
+            experiment_ids = None
+            if experiment is not None:
+                names = [experiment] if isinstance(experiment, str) else list(experiment)
+                experiment_ids = [experiments_repo.get(conn, str(e)).experiment_id for e in names]
+            stale_before = self._stale_before()
+            pks, more = search_repo.search(
+                conn,
+                experiment_ids=experiment_ids,
+                where=where,
+                order_by=ordering,
+                limit=max_results,
+                offset=offset,
+                stale_before=stale_before,
+            )
+            runs = runs_repo.load(conn, pks, stale_before=stale_before)
+        token = _encode_page_token(offset + max_results) if more else None
+        return RunPage(runs, token)
+
+    # --------------------------------------------------------------------- artifacts
+
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], name: str | None = None
+    ) -> list[Artifact]:
+        """Store a file or a folder's files as blobs of ``run_id``.
+
+        ``name`` is the artifact path (default: the file's or folder's own
+        name); a folder's files keep their relative paths below it. Symlinks
+        leading out of the folder are refused.
+        """
+        source = Path(local_path)
+        if not source.exists():
+            raise NotFound("file", str(source), hint="Check the path passed to log_artifact.")
+        base = _files.safe_relative_path(name if name is not None else source.name)
+        files = _collect_files(source)
+        pk = self._run_pk(run_id)
+        stored = []
+        for relative, path in files:
+            logical = str(base / relative) if relative else str(base)
+            info = self.blobs.put(path)
+            stored.append(Artifact(logical, info.digest, info.size))
+        with self.store.write(self.actor) as tx:
+            artifacts_repo.record(tx, run_id, pk, stored)
+        return stored
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[Artifact]:
+        prefix = str(_files.safe_relative_path(path)) if path else ""
+        pk = self._run_pk(run_id)
+        with self.store.read() as conn:
+            return artifacts_repo.list_(conn, pk, prefix)
+
+    def download_artifacts(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+        """Download an artifact (or every artifact under a folder path) into ``dest``.
+
+        Files land at ``dest/<artifact path>``; each blob is verified against
+        its digest on the way. Returns the local path of ``path``.
+        """
+        found = self.list_artifacts(run_id, path)
+        if not found:
+            raise NotFound("artifact", f"{run_id}/{path}", hint="List them with list_artifacts().")
+        root = Path(dest)
+        root.mkdir(parents=True, exist_ok=True)
+        for artifact in found:
+            target = _files.confine(root, artifact.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.blobs.download(artifact.digest, target)
+        return _files.confine(root, path) if path else root
+
+    # ------------------------------------------------------------------------- audit
+
+    def audit_events(
+        self, object_type: str | None = None, object_id: str | None = None, limit: int | None = None
+    ) -> list[AuditEvent]:
+        from shipyard.governance import audit
+
+        return audit.events(self.store, object_type=object_type, object_id=object_id, limit=limit)
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the audit chain; the report names the first bad event, if any."""
+        from shipyard.governance import audit
+
+        return audit.verify(self.store)
+
+
+def _collect_files(source: Path) -> list[tuple[str, Path]]:
+    """(path relative to ``source``, file) pairs; symlinks must stay inside ``source``."""
+    if source.is_file():
+        return [("", source)]
+    root = source.resolve()
+    found = []
+    for folder, _dirs, names in os.walk(source, followlinks=False):
+        for file_name in sorted(names):
+            path = Path(folder) / file_name
+            relative = path.relative_to(source).as_posix()
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise UnsafePath(str(path), "it is a symlink that leads out of the logged folder")
+            if path.is_file():
+                found.append((str(_files.safe_relative_path(relative)), path))
+    return sorted(found)
+
+
+def _status(value: RunStatus | str) -> RunStatus:
+    try:
+        status = RunStatus(value)
+    except ValueError:
+        raise InvalidInput(
+            f"Unknown run status {value!r}; expected one of {', '.join(s.value for s in RunStatus)}."
+        ) from None
+    if status is RunStatus.RUNNING:
+        raise InvalidInput("A run cannot be ended as RUNNING; use FINISHED, FAILED or KILLED.")
+    return status
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _encode_page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_page_token(token: str | None) -> int:
+    if token is None:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError(offset)
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
+        raise InvalidInput(
+            f"Bad page_token {token!r}.",
+            hint="Pass the next_page_token of the previous page unchanged, or None for the first page.",
+        ) from None
+    return offset
