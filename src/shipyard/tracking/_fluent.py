@@ -61,6 +61,8 @@ class _MetricBuffer:
         """Write every queued point; with ``end``, end that run in the same transaction."""
         with self._write_lock:
             points = self.take()
+            if not points and end is None:
+                return
             try:
                 if end is None:
                     self.client._append_points(points)
