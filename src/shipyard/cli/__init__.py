@@ -1,0 +1,26 @@
+"""The ``shipyard`` command line: parse, call the library, render.
+
+    shipyard [--uri URI] [--home DIR] [--debug] COMMAND
+
+    db upgrade                 migrate the configured metadata store
+    audit verify               recompute the audit chain, name the first bad event
+    audit list                 list audit events
+    experiments list           list experiments
+    runs list                  search runs (filter, order, page)
+    runs show RUN_ID           params, latest metrics, tags and artifacts of a run
+
+Library errors (:class:`shipyard.errors.ShipyardError`) become one line on
+stderr and exit status 1; usage errors exit with 2. Heavy modules (rich, the
+tracking client) are imported inside the commands.
+"""
+
+from shipyard.cli._app import cli, main
+from shipyard.cli._audit import audit
+from shipyard.cli._db import db
+from shipyard.cli._tracking import experiments, runs
+
+__all__ = ["cli", "main"]
+
+for _command in (audit, db, experiments, runs):
+    cli.add_command(_command)
+del _command
