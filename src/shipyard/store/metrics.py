@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Row, insert, or_, select
+from sqlalchemy import Connection, Row, or_, select
 
 from shipyard.store._schema import latest_metrics, metrics
 from shipyard.store._sql import upsert
@@ -15,7 +16,16 @@ from shipyard.store.entities import Metric
 Point = tuple[int, str, float, int, int]
 
 
-_INSERT = insert(metrics)
+_COLUMNS = ("run_pk", "key", "value", "is_nan", "step", "timestamp")
+
+
+@functools.cache
+def _insert_sql(paramstyle: str) -> str:
+    marker = "?" if paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {metrics.name} ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(_COLUMNS))})"
+    )
 
 
 def to_metric(row: Row) -> Metric:
@@ -32,22 +42,16 @@ def append(conn: Connection, points: Sequence[Point]) -> None:
     if not points:
         return
     rows = []
-    latest: dict[tuple[int, str], dict] = {}
+    latest: dict[tuple[int, str], tuple] = {}
     for run_pk, key, value, step, timestamp in points:
         is_nan = value != value
-        row = {
-            "run_pk": run_pk,
-            "key": key,
-            "value": None if is_nan else value,
-            "is_nan": is_nan,
-            "step": step,
-            "timestamp": timestamp,
-        }
+        row = (run_pk, key, None if is_nan else value, is_nan, step, timestamp)
         rows.append(row)
         best = latest.get((run_pk, key))
-        if best is None or (step, timestamp) >= (best["step"], best["timestamp"]):
+        if best is None or (step, timestamp) >= (best[4], best[5]):
             latest[(run_pk, key)] = row
-    conn.execute(_INSERT, rows)
+    # The hot path: the driver's own executemany, without per-row work in SQLAlchemy.
+    conn.exec_driver_sql(_insert_sql(conn.dialect.paramstyle), rows)
     upsert_latest = upsert(
         conn.dialect.name,
         latest_metrics,
@@ -55,7 +59,7 @@ def append(conn: Connection, points: Sequence[Point]) -> None:
         update_columns=("value", "is_nan", "step", "timestamp"),
         where=_is_newer,
     )
-    conn.execute(upsert_latest, list(latest.values()))
+    conn.execute(upsert_latest, [dict(zip(_COLUMNS, row, strict=True)) for row in latest.values()])
 
 
 def _is_newer(incoming, current):  # type: ignore[no-untyped-def]

@@ -233,23 +233,18 @@ class Client:
         points = []
         for item in metrics:
             if isinstance(item, Metric):
-                key, value, step, ts = item.key, item.value, item.step, item.timestamp
+                points.append(
+                    _validate.point(run_pk, item.key, item.value, item.step, item.timestamp)
+                )
             elif isinstance(item, tuple) and 2 <= len(item) <= 4:
-                key, value, step, ts = (*item, 0, now)[:4] if len(item) == 2 else (*item, now)[:4]
+                key, value, *rest = item
+                step = rest[0] if rest else 0
+                timestamp = rest[1] if len(rest) == 2 else now
+                points.append(_validate.point(run_pk, key, value, step, timestamp))
             else:
                 raise InvalidInput(
                     f"A metric is a Metric or a tuple (key, value[, step[, timestamp]]); got {item!r}."
                 )
-            _validate.key("metric", key)
-            points.append(
-                (
-                    run_pk,
-                    key,
-                    _validate.metric_value(key, value),
-                    _validate.step(key, step),
-                    _validate.timestamp(key, ts),
-                )
-            )
         return points
 
     def _append_points(self, points: Sequence[metrics_repo.Point]) -> None:

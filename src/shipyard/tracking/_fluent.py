@@ -199,16 +199,9 @@ class _Tracker:
 
     def log_metric(self, key: str, value: Any, step: int, timestamp: int | None) -> None:
         run = self.require_active()
-        _validate.key("metric", key)
-        point = (
-            run._run_pk,
-            key,
-            _validate.metric_value(key, value),
-            _validate.step(key, step),
-            time.time_ns() // 1_000_000
-            if timestamp is None
-            else _validate.timestamp(key, timestamp),
-        )
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        point = _validate.point(run._run_pk, key, value, step, timestamp)
         if run._buffer.add(point):
             run._buffer.flush()
 

@@ -24,6 +24,31 @@ def key(kind: str, value: Any) -> str:
     return value
 
 
+# Metric keys repeat across millions of points; each distinct key is checked once.
+_checked_metric_keys: set[str] = set()
+_CHECKED_KEYS_LIMIT = 100_000
+_INT64 = (-(2**63), 2**63)
+
+
+def point(
+    run_pk: int, k: Any, value: Any, step_: Any, timestamp_: Any
+) -> tuple[int, str, float, int, int]:
+    """One validated metric point; plain floats and ints take a fast path."""
+    if k not in _checked_metric_keys:
+        key("metric", k)
+        if len(_checked_metric_keys) >= _CHECKED_KEYS_LIMIT:
+            _checked_metric_keys.clear()
+        _checked_metric_keys.add(k)
+    value_type = type(value)
+    if value_type is not float:
+        value = float(value) if value_type is int else metric_value(k, value)
+    if type(step_) is not int or not _INT64[0] <= step_ < _INT64[1]:
+        step(k, step_)
+    if type(timestamp_) is not int or not 0 <= timestamp_ < _INT64[1]:
+        timestamp(k, timestamp_)
+    return (run_pk, k, value, step_, timestamp_)
+
+
 def name(kind: str, value: Any) -> str:
     if (
         not isinstance(value, str)
