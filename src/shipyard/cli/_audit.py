@@ -58,12 +58,16 @@ def _parse_object(
     callback=_parse_object,
     help="Only events about this object, e.g. experiment:1 or run:<run id>.",
 )
-@click.option("--limit", type=int, metavar="N", help="Show at most N events (the oldest first).")
+@click.option(
+    "--limit", type=int, metavar="N", help="Show only the newest N events (listed oldest first)."
+)
 @pass_state
 def list_(state: State, object_: tuple[str, str | None] | None, limit: int | None) -> None:
     """List audit events in chain order."""
     object_type, object_id = object_ if object_ else (None, None)
-    found = state.client.audit_events(object_type=object_type, object_id=object_id, limit=limit)
+    found = state.client.audit_events(
+        object_type=object_type, object_id=object_id, limit=limit, newest=True
+    )
     if not found:
         click.echo("No audit events.")
         return

@@ -44,7 +44,13 @@ def make_engine(uri: str) -> Engine:
     url = make_url(normalise_uri(uri))
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"Cannot create the folder of the SQLite store {url.database!r}: {exc.strerror}.",
+                    hint="Point SHIPYARD_URI (or SHIPYARD_HOME) at a writable folder.",
+                ) from exc
         engine = create_engine(
             url,
             connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},

@@ -356,11 +356,19 @@ class Client:
     # ------------------------------------------------------------------------- audit
 
     def audit_events(
-        self, object_type: str | None = None, object_id: str | None = None, limit: int | None = None
+        self,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        limit: int | None = None,
+        *,
+        newest: bool = False,
     ) -> list[AuditEvent]:
+        """Audit events in chain order; ``limit`` keeps the first N, or the last N with ``newest``."""
         from shipyard.governance import audit
 
-        return audit.events(self.store, object_type=object_type, object_id=object_id, limit=limit)
+        return audit.events(
+            self.store, object_type=object_type, object_id=object_id, limit=limit, newest=newest
+        )
 
     def verify_audit(self) -> AuditReport:
         """Recompute the audit chain; the report names the first bad event, if any."""

@@ -185,9 +185,11 @@ def test_audit_list_by_object_and_limit(invoke: Invoke, tracked: dict[str, str])
     runs_only = invoke("audit", "list", "--object", "run").stdout
     assert "experiment.create" not in runs_only
     assert "run.create" in runs_only
-    limited = invoke("audit", "list", "--limit", "1").stdout
-    assert "experiment.create" in limited
-    assert "run.create" not in limited
+    newest = invoke("audit", "list", "--limit", "2").stdout  # churn's creation, then its run
+    assert "experiment.create" in newest
+    assert "run.create" in newest
+    assert "run.end" not in newest
+    assert "run.log_params" not in newest
 
 
 def test_audit_list_when_there_is_nothing(invoke: Invoke) -> None:
