@@ -161,9 +161,12 @@ class _Tracker:
         key = (settings.uri, settings.artifacts)
         with self._lock:
             entry = self._clients.get(key)
-            if entry is None or entry[0].settings != settings:
-                client = Client(settings=settings)
-                entry = self._clients[key] = (client, _MetricBuffer(client))
+            if entry is not None and entry[0].settings == settings:
+                return entry
+            if entry is not None:
+                entry[1].flush()  # settings changed: write what the old buffer holds first
+            client = Client(settings=settings)
+            entry = self._clients[key] = (client, _MetricBuffer(client))
             return entry
 
     def _forget(self, run: ActiveRun) -> None:

@@ -164,3 +164,16 @@ def test_each_asyncio_task_has_its_own_active_run(client: sy.Client) -> None:
         return await asyncio.gather(*(task(f"a{i}") for i in range(3)))
 
     assert len(set(asyncio.run(main()))) == 3
+
+
+def test_changing_settings_between_runs_loses_no_buffered_point(
+    client: sy.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_FLUSH_INTERVAL", "3600")
+    outer = sy.start_run(experiment="settings")
+    sy.log_metric("m", 1.0)
+    monkeypatch.setenv("SHIPYARD_FLUSH_SIZE", "500")
+    with sy.start_run(experiment="settings", nested=True):
+        pass
+    assert len(client.get_metric_history(outer.run_id, "m")) == 1
+    outer.end()
