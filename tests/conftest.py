@@ -46,6 +46,25 @@ def _clean_environment(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
 
 
+@pytest.fixture
+def fs_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Records every os.fsync (with the path of its descriptor) and os.replace, in order."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", f"{src} -> {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
 def _pg_admin_uri() -> str:
     return os.environ.get("SHIPYARD_TEST_PG_URI", DEFAULT_PG_URI)
 

@@ -248,21 +248,9 @@ def test_atomic_open_hides_the_new_bytes_until_the_end(tmp_path: Path) -> None:
 
 
 def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fs_events: list[tuple[str, str]]
 ) -> None:
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    def replace(src: str, dst: str) -> None:
-        events.append(("replace", f"{src} -> {dst}"))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = fs_events
     dest = tmp_path / "dest.txt"
     atomic_write(dest, b"durable")
     temp = events[0][1]

@@ -63,21 +63,20 @@ runs = Table(
     Index("ix_runs_parent", "parent_run_id"),
 )
 
-params = Table(
-    "params",
-    metadata,
-    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(KEY_LENGTH), primary_key=True),
-    Column("value", Text, nullable=False),
-)
 
-tags = Table(
-    "tags",
-    metadata,
-    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
-    Column("key", String(KEY_LENGTH), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+def _run_key_values(name: str) -> Table:
+    """Params and tags share one shape: a run's key -> text value."""
+    return Table(
+        name,
+        metadata,
+        Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
+        Column("key", String(KEY_LENGTH), primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+
+
+params = _run_key_values("params")
+tags = _run_key_values("tags")
 
 # SQLite turns NaN into NULL, so NaN travels as a flag beside a NULL value on
 # every backend; +-inf are stored as themselves.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -31,21 +30,9 @@ class _FailingStream:
 
 
 def test_put_writes_in_tmp_then_fsyncs_before_the_rename(
-    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+    store: LocalBlobStore, fs_events: list[tuple[str, str]]
 ) -> None:
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    def replace(src: str, dst: str) -> None:
-        events.append(("replace", f"{src} -> {dst}"))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = fs_events
     info = store.put(b"durable")
     final = store.root.resolve() / blob_key(info.digest)
     tmp_dir = store.root.resolve() / "tmp"
