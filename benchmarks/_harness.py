@@ -1,0 +1,286 @@
+"""Shared machinery for benchmarks that compare Shipyard with a peer tool.
+
+The rules (see PEERS.md): the peer lives in a virtual environment of its own,
+made here and reused; every measurement is a fresh subprocess against a fresh
+store; peer and Shipyard alternate, one unmeasured warm-up round comes first,
+and medians and their ratio are reported, never an absolute time alone.
+
+Two halves live here, and only the standard library is imported at module
+level, because the worker half also runs under the peer's interpreter:
+
+- parent side: :func:`ensure_venv`, :class:`Side`, :func:`run_worker`,
+  :func:`compare`, :class:`Case`, :class:`Outcome`, :func:`print_outcome`,
+  :func:`print_table`, :func:`write_json`;
+- worker side: :class:`Stopwatch` and :func:`emit`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+import venv
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ENVS_DIR = BENCH_DIR / ".envs"
+RESULTS_DIR = BENCH_DIR / "results"
+_READY_MARKER = ".bench-ready"
+_RESULT_PREFIX = "BENCH-RESULT "
+
+
+class BenchError(RuntimeError):
+    """A benchmark step failed: a venv could not be made or a worker broke."""
+
+
+# ---------------------------------------------------------------- peer venvs
+
+
+def ensure_venv(name: str, requirements: Sequence[str], *, timeout: float = 1800) -> Path:
+    """Return the python of ``ENVS_DIR/name``, creating it with ``requirements``.
+
+    An environment is reused when its marker file lists exactly the same
+    requirements; otherwise it is rebuilt. Raises :class:`BenchError` if pip
+    fails or runs past ``timeout`` seconds.
+    """
+    root = ENVS_DIR / name
+    python = root / "bin" / "python"
+    marker = root / _READY_MARKER
+    wanted = "\n".join(requirements)
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return python
+    print(f"creating peer environment {root} with {' '.join(requirements)} ...", flush=True)
+    venv.EnvBuilder(clear=True, with_pip=True).create(root)
+    command = [str(python), "-m", "pip", "install", "--quiet", *requirements]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"pip install {requirements} ran past {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        raise BenchError(f"pip install {requirements} failed:\n{done.stderr[-2000:]}")
+    marker.write_text(wanted)
+    return python
+
+
+# ------------------------------------------------------------------ workers
+
+
+@dataclass(frozen=True)
+class Side:
+    """One contender: a label, the python that runs its worker, and extra env."""
+
+    label: str
+    python: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def run_worker(
+    side: Side,
+    script: Path,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> dict:
+    """Run ``script args`` under ``side.python`` in ``cwd`` and return the JSON it emitted.
+
+    The worker's environment is this process's, plus ``side.env``, plus
+    ``env``. Raises :class:`BenchError` on a non-zero exit, a time-out, or a
+    missing result line.
+    """
+    full_env = {**os.environ, **side.env, **(env or {})}
+    command = [str(side.python), str(script), *args]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{side.label} worker {args} ran past {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        raise BenchError(
+            f"{side.label} worker {args} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        )
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(_RESULT_PREFIX):
+            return json.loads(line.removeprefix(_RESULT_PREFIX))
+    raise BenchError(f"{side.label} worker {args} printed no result:\n{done.stdout[-2000:]}")
+
+
+class Stopwatch:
+    """Worker side: time only the block inside ``with Stopwatch() as watch:``."""
+
+    seconds: float
+
+    def __enter__(self) -> Stopwatch:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+def emit(result: Mapping[str, object]) -> None:
+    """Worker side: hand ``result`` back to the parent as one JSON line."""
+    print(_RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# -------------------------------------------------------------- comparing
+
+
+@dataclass(frozen=True)
+class Case:
+    """What one comparison measures and what Shipyard must reach.
+
+    ``higher_is_better`` says whether the value is a rate (ratio = ours/peer)
+    or a latency (ratio = peer/ours); either way a ratio above 1 means Shipyard
+    is faster. ``min_ratio`` is the goal; ``max_value`` optionally bounds
+    Shipyard's own median (e.g. a latency ceiling).
+    """
+
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    min_ratio: float
+    max_value: float | None = None
+
+    @property
+    def goal(self) -> str:
+        """The goal in words, e.g. ``>= 5x, < 50 ms``."""
+        text = f">= {self.min_ratio:g}x"
+        if self.max_value is not None:
+            text = f"< {self.max_value:g} {self.unit}, {text}"
+        return text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The samples of one case for both sides, with medians, ratio and verdict."""
+
+    case: Case
+    peer_samples: list[float]
+    ours_samples: list[float]
+
+    @property
+    def peer_median(self) -> float:
+        """Median of the peer's measured rounds."""
+        return statistics.median(self.peer_samples)
+
+    @property
+    def ours_median(self) -> float:
+        """Median of Shipyard's measured rounds."""
+        return statistics.median(self.ours_samples)
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster Shipyard is (above 1) or slower (below 1)."""
+        if self.case.higher_is_better:
+            return self.ours_median / self.peer_median
+        return self.peer_median / self.ours_median
+
+    @property
+    def met(self) -> bool:
+        """Whether Shipyard reached the case's goal."""
+        ceiling = self.case.max_value
+        within = ceiling is None or self.ours_median < ceiling
+        return within and self.ratio >= self.case.min_ratio
+
+    def as_dict(self) -> dict:
+        """A small JSON-ready summary."""
+        return {
+            "title": self.case.title,
+            "unit": self.case.unit,
+            "peer_median": round(self.peer_median, 3),
+            "shipyard_median": round(self.ours_median, 3),
+            "peer_samples": [round(v, 3) for v in self.peer_samples],
+            "shipyard_samples": [round(v, 3) for v in self.ours_samples],
+            "ratio": round(self.ratio, 2),
+            "goal": self.case.goal,
+            "met": self.met,
+        }
+
+
+def compare(
+    case: Case,
+    peer: Callable[[], float],
+    ours: Callable[[], float],
+    *,
+    repeat: int,
+    warmup: int = 1,
+) -> Outcome:
+    """Measure ``peer`` and ``ours`` alternately and return the :class:`Outcome`.
+
+    Each callable runs one fresh worker and returns its value. ``warmup``
+    unmeasured rounds come first; then ``repeat`` rounds, the order flipping
+    each round (peer first, then Shipyard first, ...) so neither side always
+    follows the other.
+    """
+    for _ in range(warmup):
+        peer()
+        ours()
+    peer_samples: list[float] = []
+    ours_samples: list[float] = []
+    for round_no in range(repeat):
+        pair = [(peer, peer_samples), (ours, ours_samples)]
+        if round_no % 2:
+            pair.reverse()
+        for measure, samples in pair:
+            samples.append(measure())
+    return Outcome(case, peer_samples, ours_samples)
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _fmt(value: float) -> str:
+    """A value with a sensible number of digits."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
+def print_outcome(outcome: Outcome, peer_label: str) -> None:
+    """Print one case's medians, ratio and goal as soon as it is measured."""
+    case = outcome.case
+    verdict = "met" if outcome.met else "MISSED"
+    print(
+        f"({case.key}) {case.title}: {peer_label} {_fmt(outcome.peer_median)} {case.unit}, "
+        f"Shipyard {_fmt(outcome.ours_median)} {case.unit} -> {outcome.ratio:.1f}x "
+        f"(goal {case.goal}: {verdict})",
+        flush=True,
+    )
+
+
+def print_table(outcomes: Sequence[Outcome], peer_label: str, title: str) -> None:
+    """Print the final table with rich (Shipyard's environment has it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("case", f"{peer_label} median", "Shipyard median", "ratio", "goal", "met"):
+        table.add_column(column, justify="left" if column in ("case", "goal") else "right")
+    for outcome in outcomes:
+        case = outcome.case
+        table.add_row(
+            f"({case.key}) {case.title}",
+            f"{_fmt(outcome.peer_median)} {case.unit}",
+            f"{_fmt(outcome.ours_median)} {case.unit}",
+            f"{outcome.ratio:.1f}x",
+            case.goal,
+            "yes" if outcome.met else "[bold red]no[/]",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console.width = 120  # a log file: no need to wrap at 80 columns
+    console.print(table)
+
+
+def write_json(name: str, payload: Mapping[str, object]) -> Path:
+    """Write ``payload`` to ``benchmarks/results/<name>.json`` and return the path."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
