@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard import _files
 from shipyard.config import Settings
-from shipyard.errors import ConfigError, InvalidInput, NotFound, UnsafePath
+from shipyard.errors import AlreadyExists, ConfigError, InvalidInput, NotFound, UnsafePath
 from shipyard.store import Store, open_store
 from shipyard.store import artifacts as artifacts_repo
 from shipyard.store import experiments as experiments_repo
@@ -116,8 +116,15 @@ class Client:
             with contextlib.suppress(NotFound), self.store.read() as conn:
                 found = experiments_repo.get(conn, name)
         if found is None:
-            with self.store.write(self.actor) as tx:
-                found = experiments_repo.find(tx.conn, name) or experiments_repo.create(tx, name)
+            try:
+                with self.store.write(self.actor) as tx:
+                    found = experiments_repo.find(tx.conn, name) or experiments_repo.create(
+                        tx, name
+                    )
+            except AlreadyExists:
+                # Another process created it between our read and our write.
+                with self.store.read() as conn:
+                    found = experiments_repo.get(conn, name)
         self._experiment_ids[name] = found.experiment_id
         return found.experiment_id
 

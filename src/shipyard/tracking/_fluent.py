@@ -228,32 +228,41 @@ class _Tracker:
                 )
                 self._keeper.start()
 
-    def _tick(self, now: float, last_beat: dict[str, float]) -> float:
-        """One keeper round: flush every buffer, heartbeat runs that are due."""
-        timeout = 1.0
+    def _tick(self, now: float, last_done: dict[object, float]) -> float:
+        """One keeper round: flush buffers and heartbeat runs that are due.
+
+        ``last_done`` maps a buffer or a run id to when it was last served;
+        returns the seconds until the next thing falls due.
+        """
         with self._lock:
             entries = list(self._clients.values())
             open_runs = list(self._open.values())
+        next_due = 1.0
         for client, buffer in entries:
-            timeout = min(timeout, client.settings.flush_interval)
-            try:
-                buffer.flush()
-            except ShipyardError as exc:
-                log.warning("Flushing buffered metrics failed, will retry: %s", exc)
-            due = [
-                r.run_id
-                for r in open_runs
-                if r.client is client
-                and now - last_beat.get(r.run_id, 0.0) >= client.settings.heartbeat_interval
-            ]
+            flush_every = client.settings.flush_interval
+            beat_every = client.settings.heartbeat_interval
+            flushed = last_done.setdefault(buffer, now)
+            if now - flushed >= flush_every:
+                try:
+                    buffer.flush()
+                    last_done[buffer] = flushed = now
+                except ShipyardError as exc:
+                    log.warning("Flushing buffered metrics failed, will retry: %s", exc)
+            next_due = min(next_due, flushed + flush_every - now)
+            runs = [r.run_id for r in open_runs if r.client is client]
+            due = [r for r in runs if now - last_done.get(r, 0.0) >= beat_every]
             if due:
                 try:
                     client._heartbeat(due)
-                    last_beat.update(dict.fromkeys(due, now))
+                    last_done.update(dict.fromkeys(due, now))
                 except ShipyardError as exc:
                     log.warning("Heartbeat failed, will retry: %s", exc)
-            timeout = min(timeout, client.settings.heartbeat_interval)
-        return timeout
+            for run_id in runs:
+                next_due = min(next_due, last_done.get(run_id, now) + beat_every - now)
+        alive = {buffer for _client, buffer in entries} | {r.run_id for r in open_runs}
+        for gone in [key for key in last_done if key not in alive]:
+            del last_done[gone]
+        return max(next_due, 0.01)
 
     # ------------------------------------------------------------ exits and signals
 
@@ -299,12 +308,12 @@ class _Tracker:
 
 
 def _keep(tracker_ref: weakref.ref[_Tracker]) -> None:
-    last_beat: dict[str, float] = {}
+    last_done: dict[object, float] = {}
     while True:
         tracker = tracker_ref()
         if tracker is None:
             return
-        timeout = tracker._tick(time.monotonic(), last_beat)
+        timeout = tracker._tick(time.monotonic(), last_done)
         wake = tracker._wake
         del tracker
         wake.wait(timeout)
