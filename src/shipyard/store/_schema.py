@@ -78,21 +78,21 @@ def _run_key_values(name: str) -> Table:
 params = _run_key_values("params")
 tags = _run_key_values("tags")
 
-# SQLite turns NaN into NULL, so NaN travels as a flag beside a NULL value on
-# every backend; +-inf are stored as themselves.
+# SQLite turns NaN into NULL, so NaN travels as a flag beside a 0.0 value on
+# every backend; +-inf are stored as themselves. A point is identified by all
+# its fields (as in MLflow): the same point written twice, by a retried flush
+# say, is stored once. Clustering on that key keeps one B-tree per point on
+# SQLite instead of a table plus an index.
 metrics = Table(
     "metrics",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False),
-    Column("key", String(KEY_LENGTH), nullable=False),
-    Column("value", Float(precision=53), nullable=True),
-    Column("is_nan", Boolean, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Index("ix_metrics_run_key_step", "run_pk", "key", "step"),
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY_LENGTH), primary_key=True),
+    Column("step", BigInteger, primary_key=True, autoincrement=False),
+    Column("timestamp", BigInteger, primary_key=True, autoincrement=False),
+    Column("value", Float(precision=53), primary_key=True),
+    Column("is_nan", Boolean, primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 latest_metrics = Table(

@@ -24,7 +24,7 @@ def _insert_sql(paramstyle: str) -> str:
     marker = "?" if paramstyle == "qmark" else "%s"
     return (
         f"INSERT INTO {metrics.name} ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join([marker] * len(_COLUMNS))})"
+        f"VALUES ({', '.join([marker] * len(_COLUMNS))}) ON CONFLICT DO NOTHING"
     )
 
 
@@ -45,7 +45,7 @@ def append(conn: Connection, points: Sequence[Point]) -> None:
     latest: dict[tuple[int, str], tuple] = {}
     for run_pk, key, value, step, timestamp in points:
         is_nan = value != value
-        row = (run_pk, key, None if is_nan else value, is_nan, step, timestamp)
+        row = (run_pk, key, 0.0 if is_nan else value, is_nan, step, timestamp)
         rows.append(row)
         best = latest.get((run_pk, key))
         if best is None or (step, timestamp) >= (best[4], best[5]):
@@ -59,7 +59,11 @@ def append(conn: Connection, points: Sequence[Point]) -> None:
         update_columns=("value", "is_nan", "step", "timestamp"),
         where=_is_newer,
     )
-    conn.execute(upsert_latest, [dict(zip(_COLUMNS, row, strict=True)) for row in latest.values()])
+    latest_rows = [dict(zip(_COLUMNS, row, strict=True)) for row in latest.values()]
+    for row in latest_rows:
+        if row["is_nan"]:
+            row["value"] = None  # NULL sorts a NaN metric last when ordering by it
+    conn.execute(upsert_latest, latest_rows)
 
 
 def _is_newer(incoming, current):  # type: ignore[no-untyped-def]
@@ -75,6 +79,6 @@ def history(conn: Connection, run_pk: int, key: str) -> list[Metric]:
             metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.step, metrics.c.timestamp
         )
         .where(metrics.c.run_pk == run_pk, metrics.c.key == key)
-        .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+        .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.value)
     )
     return [to_metric(row) for row in conn.execute(query)]

@@ -220,3 +220,15 @@ def test_any_float_and_step_round_trip(client: sy.Client, value: float, step: in
         assert math.isnan(point.value)
     else:
         assert point.value == value
+
+
+def test_a_point_written_twice_is_stored_once_but_other_values_are_kept(client: sy.Client) -> None:
+    run = client.create_run("credit")
+    point = sy.Metric("loss", 0.5, 3, 1000)
+    client.log_batch(run.run_id, metrics=[point])
+    client.log_batch(run.run_id, metrics=[point])  # a retried flush, say
+    client.log_batch(run.run_id, metrics=[("loss", 0.25, 3, 1000), ("loss", math.nan, 3, 1000)])
+    values = [m.value for m in client.get_metric_history(run.run_id, "loss")]
+    assert len(values) == 3
+    assert values[1:] == [0.25, 0.5] or values[:2] == [0.25, 0.5]
+    assert sum(math.isnan(v) for v in values) == 1

@@ -60,24 +60,20 @@ def upgrade() -> None:
         )
     op.create_table(
         "metrics",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
         sa.Column("run_pk", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(250), nullable=False),
-        sa.Column("value", sa.Float(precision=53), nullable=True),
+        sa.Column("step", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("value", sa.Float(precision=53), nullable=False),
         sa.Column("is_nan", sa.Boolean(), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("timestamp", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_metrics"),
+        sa.PrimaryKeyConstraint(
+            "run_pk", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
+        ),
         sa.ForeignKeyConstraint(
             ["run_pk"], ["runs.pk"], name="fk_metrics_run_pk_runs", ondelete="CASCADE"
         ),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_metrics_run_key_step", "metrics", ["run_pk", "key", "step"])
     op.create_table(
         "latest_metrics",
         sa.Column("run_pk", sa.Integer(), nullable=False),
