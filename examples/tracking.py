@@ -1,0 +1,269 @@
+"""Shipyard end to end, step 1 of the loop: track a model selection.
+
+    data ──► train ──► (register ──► serve ──► monitor: later steps)
+
+1. data     load scikit-learn's breast cancer set (shipped with it, no
+            download) and hold out a stratified test split;
+2. train    one parent run, and a nested child run per candidate model that
+            records params, tags, a metric per cross-validation fold (the
+            fold is the step), final test metrics (accuracy, ROC AUC, log
+            loss) and artifacts (a predictions CSV and a report folder);
+3. compare  ask the store with ``shipyard.Client().search_runs`` for the best
+            candidates by ROC AUC and print them.
+
+Run it with ``scripts/example`` (or ``python examples/tracking.py`` in the
+project's venv). Everything lands in the embedded store under
+``SHIPYARD_HOME`` (default ``./.shipyard``); browse it afterwards with
+``shipyard runs list --experiment breast-cancer``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sklearn.base import BaseEstimator, clone
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    log_loss,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import shipyard as sy
+
+EXPERIMENT = "breast-cancer"
+SEED = 42
+FOLDS = 5
+
+# Piped output (CI logs, tests) is not cut at 80 columns, so run ids stay whole.
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+
+@dataclass(frozen=True)
+class Data:
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]
+    target_names: list[str]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    family: str
+    params: dict[str, Any]
+    estimator: BaseEstimator
+
+
+# ------------------------------------------------------------------------ 1. data
+
+
+def load_data() -> Data:
+    bunch = load_breast_cancer()
+    X_train, X_test, y_train, y_test = train_test_split(
+        bunch.data, bunch.target, test_size=0.25, stratify=bunch.target, random_state=SEED
+    )
+    return Data(
+        X_train,
+        X_test,
+        y_train,
+        y_test,
+        list(bunch.feature_names),
+        list(bunch.target_names),
+    )
+
+
+# ----------------------------------------------------------------------- 2. train
+
+
+def candidates() -> list[Candidate]:
+    lr_params = {"C": 0.5, "max_iter": 1000}
+    rf_params = {"n_estimators": 100, "max_depth": 6, "min_samples_leaf": 2}
+    return [
+        Candidate(
+            "logistic-regression",
+            "linear",
+            {"model": "LogisticRegression", "scaler": "StandardScaler", **lr_params},
+            make_pipeline(StandardScaler(), LogisticRegression(**lr_params)),
+        ),
+        Candidate(
+            "random-forest",
+            "trees",
+            {"model": "RandomForestClassifier", **rf_params},
+            RandomForestClassifier(random_state=SEED, n_jobs=1, **rf_params),
+        ),
+    ]
+
+
+def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    return {
+        "accuracy": float(accuracy_score(y_true, proba >= 0.5)),
+        "roc_auc": float(roc_auc_score(y_true, proba)),
+        "log_loss": float(log_loss(y_true, proba)),
+    }
+
+
+def cross_validate(candidate: Candidate, data: Data, progress: Progress, task: Any) -> None:
+    """Log each fold's validation scores, with the fold number as the step."""
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    for step, (fit_idx, val_idx) in enumerate(folds.split(data.X_train, data.y_train), start=1):
+        model = clone(candidate.estimator).fit(data.X_train[fit_idx], data.y_train[fit_idx])
+        proba = model.predict_proba(data.X_train[val_idx])[:, 1]
+        fold = scores(data.y_train[val_idx], proba)
+        sy.log_metrics({f"cv_{key}": value for key, value in fold.items()}, step=step)
+        progress.advance(task)
+
+
+def write_artifacts(folder: Path, data: Data, proba: np.ndarray) -> tuple[Path, Path]:
+    """A predictions CSV and a report folder (confusion matrix, classification report)."""
+    predictions = folder / "predictions.csv"
+    with predictions.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["row", "label", "probability", "prediction"])
+        for row, (label, p) in enumerate(zip(data.y_test, proba, strict=True)):
+            writer.writerow([row, int(label), f"{p:.6f}", int(p >= 0.5)])
+
+    report = folder / "report"
+    report.mkdir()
+    predicted = (proba >= 0.5).astype(int)
+    matrix = confusion_matrix(data.y_test, predicted)
+    names = data.target_names
+    width = max(len(n) for n in names) + 2
+    lines = [f"{'':{width}}" + "".join(f"{'pred ' + n:>{width + 5}}" for n in names)]
+    for name, counts in zip(names, matrix, strict=True):
+        lines.append(f"{name:{width}}" + "".join(f"{c:>{width + 5}}" for c in counts))
+    (report / "confusion_matrix.txt").write_text("\n".join(lines) + "\n")
+    (report / "classification_report.txt").write_text(
+        classification_report(data.y_test, predicted, target_names=names)
+    )
+    return predictions, report
+
+
+def train(candidate: Candidate, data: Data, progress: Progress, task: Any) -> dict[str, float]:
+    """One nested run: params, tags, per-fold metrics, test metrics, artifacts."""
+    with sy.start_run(
+        experiment=EXPERIMENT,
+        name=candidate.name,
+        tags={"role": "candidate", "family": candidate.family},
+        nested=True,
+    ):
+        sy.log_params(candidate.params)
+        sy.log_params({"cv_folds": FOLDS, "seed": SEED})
+        cross_validate(candidate, data, progress, task)
+
+        model = clone(candidate.estimator).fit(data.X_train, data.y_train)
+        proba = model.predict_proba(data.X_test)[:, 1]
+        final = scores(data.y_test, proba)
+        sy.log_metrics(final)
+        progress.advance(task)
+
+        with tempfile.TemporaryDirectory(prefix="shipyard-example-") as tmp:
+            predictions, report = write_artifacts(Path(tmp), data, proba)
+            sy.log_artifact(predictions)
+            sy.log_artifact(report)  # a folder: its files keep their paths below "report/"
+        return final
+
+
+# --------------------------------------------------------------------- 3. compare
+
+
+def show_best(parent_run_id: str) -> None:
+    client = sy.Client()
+    page = client.search_runs(
+        EXPERIMENT,
+        filter="tags.role = 'candidate'",
+        order_by=["metrics.roc_auc DESC"],
+        max_results=5,
+    )
+    table = Table(
+        title=f"Best candidates in experiment {EXPERIMENT!r}",
+        title_justify="left",
+        caption="bold: trained just now",
+        caption_justify="left",
+    )
+    table.add_column("run id", overflow="fold", min_width=12)
+    table.add_column("model", overflow="fold")
+    for key in ("roc_auc", "accuracy", "log_loss"):
+        table.add_column(key, justify="right", no_wrap=True)
+    for run in page.runs:
+        table.add_row(
+            run.run_id,
+            run.name,
+            *(f"{run.metrics[key].value:.4f}" for key in ("roc_auc", "accuracy", "log_loss")),
+            style="bold" if run.parent_run_id == parent_run_id else None,
+        )
+    console.print(table)
+
+    settings = client.settings
+    console.print(f"Metadata store: [bold]{settings.uri}[/]")
+    console.print(f"Artifacts:      [bold]{settings.artifacts}[/]")
+    console.print(f"Look around:    shipyard runs list --experiment {EXPERIMENT}")
+    console.print(f"                shipyard runs show {parent_run_id}")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    console.rule("[bold]Shipyard example: tracking a model selection")
+
+    console.print("[bold]1. data[/]  load_breast_cancer(), 75/25 stratified split")
+    data = load_data()
+    console.print(
+        f"   {len(data.y_train)} training rows, {len(data.y_test)} test rows, "
+        f"{len(data.feature_names)} features"
+    )
+
+    console.print("[bold]2. train[/] one nested run per candidate")
+    models = candidates()
+    with sy.start_run(
+        experiment=EXPERIMENT, name="model-selection", tags={"role": "selection"}
+    ) as parent:
+        sy.log_params(
+            {
+                "dataset": "sklearn.datasets.load_breast_cancer",
+                "test_size": 0.25,
+                "candidates": ",".join(c.name for c in models),
+            }
+        )
+        results: dict[str, dict[str, float]] = {}
+        with Progress(
+            TextColumn("   {task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            for candidate in models:
+                task = progress.add_task(candidate.name, total=FOLDS + 1)
+                results[candidate.name] = train(candidate, data, progress, task)
+        best = max(results, key=lambda name: results[name]["roc_auc"])
+        sy.set_tags({"best_model": best})
+        sy.log_metric("best_roc_auc", results[best]["roc_auc"])
+    console.print(f"   best: [bold]{best}[/] (test ROC AUC {results[best]['roc_auc']:.4f})")
+
+    console.print("[bold]3. compare[/] search_runs(order_by=['metrics.roc_auc DESC'])")
+    show_best(parent.run_id)
+    console.print(f"Done in {time.perf_counter() - started:.1f}s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
