@@ -119,9 +119,11 @@ class Settings:
         """Resolve every setting; ``overrides`` (by setting name) win over everything."""
         environ = os.environ if environ is None else environ
         cwd = Path.cwd() if cwd is None else Path(cwd)
-        project = _read_toml(cwd / PROJECT_FILE)
+        project_file = cwd / PROJECT_FILE
+        project = _read_toml(project_file)
         config_home = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        user = _read_toml(Path(config_home) / "shipyard" / "config.toml")
+        user_file = Path(config_home) / "shipyard" / "config.toml"
+        user = _read_toml(user_file)
 
         raw: dict[str, Any] = {}
         for setting in SETTINGS:
@@ -131,11 +133,11 @@ class Settings:
             env_name = f"SHIPYARD_{setting.name.upper()}"
             for source, value in (
                 (env_name, environ.get(env_name)),
-                (str(cwd / PROJECT_FILE), project.get(setting.name)),
-                ("the user config file", user.get(setting.name)),
+                (project_file, project.get(setting.name)),
+                (user_file, user.get(setting.name)),
             ):
                 if value is not None and value != "":
-                    raw[setting.name] = _parse(setting, str(value), source)
+                    raw[setting.name] = _parse(setting, str(value), str(source))
                     break
             else:
                 raw[setting.name] = None
@@ -166,7 +168,21 @@ def _parse(setting: _Setting, value: str, source: str) -> Any:
         ) from exc
 
 
+# Settings are resolved at every start_run; a file is parsed again only when it changed.
+_parsed: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"Cannot read settings file {str(path)!r}: {exc}.") from exc
+    stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _parsed.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -181,6 +197,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"Unknown setting(s) {', '.join(unknown)} in {str(path)!r}.",
             hint=f"Known settings: {', '.join(sorted(known))}.",
         )
+    _parsed[path] = (stamp, data)
     return data
 
 

@@ -26,6 +26,15 @@ _LOCK_HEAD = (
     select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 )
 _INSERT_EVENTS = audit_events.insert()
+_MOVE_HEAD_FROM = (
+    update(audit_head)
+    .where(
+        audit_head.c.id == 1,
+        audit_head.c.seq == bindparam("old_seq"),
+        audit_head.c.hash == bindparam("old_hash"),
+    )
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 _MOVE_HEAD = (
     update(audit_head)
     .where(audit_head.c.id == 1)
@@ -67,13 +76,42 @@ def event_hash(
     return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
 
 
-def append(conn: Connection, actor: str, events: list[PendingEvent]) -> None:
-    """Chain ``events`` after the current head, in the caller's transaction."""
+Tip = tuple[int, str]  # (seq, hash) of the chain's last event
+
+
+def append(
+    conn: Connection, actor: str, events: list[PendingEvent], guess: Tip | None
+) -> Tip | None:
+    """Chain ``events`` after the current head, in the caller's transaction; return the new tip.
+
+    ``guess`` is the tip this process saw last. Moving the head only if it is
+    still there saves a read in the common case of one busy writer; when
+    another writer moved it, the head is read under a lock and the events are
+    chained after it. Either way no two transactions chain after one event.
+    """
     if not events:
-        return
-    head = conn.execute(_LOCK_HEAD).one()
-    seq, prev_hash = head.seq, head.hash
+        return guess
     now = int(time.time() * 1000)
+    if guess is not None:
+        rows, tip = _chain(guess, actor, events, now)
+        moved = conn.execute(
+            _MOVE_HEAD_FROM,
+            {"new_seq": tip[0], "new_hash": tip[1], "old_seq": guess[0], "old_hash": guess[1]},
+        )
+        if moved.rowcount == 1:
+            conn.execute(_INSERT_EVENTS, rows)
+            return tip
+    head = conn.execute(_LOCK_HEAD).one()
+    rows, tip = _chain((head.seq, head.hash), actor, events, now)
+    conn.execute(_INSERT_EVENTS, rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": tip[0], "new_hash": tip[1]})
+    return tip
+
+
+def _chain(
+    after: Tip, actor: str, events: list[PendingEvent], now: int
+) -> tuple[list[dict[str, Any]], Tip]:
+    seq, prev_hash = after
     rows = []
     for pending in events:
         seq += 1
@@ -92,8 +130,7 @@ def append(conn: Connection, actor: str, events: list[PendingEvent]) -> None:
         row["hash"] = prev_hash = event_hash(**row)
         row["payload"] = body
         rows.append(row)
-    conn.execute(_INSERT_EVENTS, rows)
-    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev_hash})
+    return rows, (seq, prev_hash)
 
 
 def head(conn: Connection) -> tuple[int, str]:

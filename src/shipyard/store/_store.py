@@ -15,9 +15,10 @@ from shipyard.store import _audit, _engine
 class WriteTx:
     """One write transaction. Audit events recorded here commit with the change."""
 
-    def __init__(self, conn: Connection, actor: str) -> None:
+    def __init__(self, conn: Connection, actor: str, store: Store) -> None:
         self.conn = conn
         self.actor = actor
+        self._store = store
         self._events: list[_audit.PendingEvent] = []
 
     def audit(
@@ -25,9 +26,10 @@ class WriteTx:
     ) -> None:
         self._events.append(_audit.PendingEvent(action, object_type, object_id, payload))
 
-    def _flush_audit(self) -> None:
-        _audit.append(self.conn, self.actor, self._events)
+    def _flush_audit(self) -> _audit.Tip | None:
+        tip = _audit.append(self.conn, self.actor, self._events, self._store._audit_tip)
         self._events.clear()
+        return tip
 
 
 class Store:
@@ -38,6 +40,8 @@ class Store:
         self.engine: Engine = _engine.make_engine(self.uri)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        # The audit chain's tip as this process last wrote it: a guess, checked on use.
+        self._audit_tip: _audit.Tip | None = None
 
     @property
     def dialect(self) -> str:
@@ -64,9 +68,11 @@ class Store:
     def write(self, actor: str) -> Iterator[WriteTx]:
         self._ensure_schema()
         with _engine.transaction(self.engine, write=True) as conn:
-            tx = WriteTx(conn, actor)
+            tx = WriteTx(conn, actor, self)
             yield tx
-            tx._flush_audit()
+            tip = tx._flush_audit()
+        # Committed: only now is the new tip a good guess for the next append.
+        self._audit_tip = tip
 
     def dispose(self) -> None:
         self.engine.dispose()
