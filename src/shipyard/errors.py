@@ -60,7 +60,8 @@ class AlreadyExists(ShipyardError):
     def __init__(self, kind: str, key: object, *, hint: str | None = None) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"A {kind} {key!r} exists already.", hint=hint)
+        article = "An" if kind[:1].lower() in "aeiou" else "A"
+        super().__init__(f"{article} {kind} {key!r} exists already.", hint=hint)
 
 
 class Conflict(ShipyardError):
