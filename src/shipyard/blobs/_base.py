@@ -12,6 +12,7 @@ import abc
 import contextlib
 import dataclasses
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ __all__ = [
     "BlobInfo",
     "BlobSource",
     "BlobStore",
+    "BlobWriter",
     "blob_key",
     "check_digest",
     "copy_hashing",
@@ -141,6 +143,44 @@ def integrity_error(expected: str, actual: str) -> IntegrityError:
     )
 
 
+class BlobWriter(io.RawIOBase):
+    """A write-only binary file that hashes what passes through it.
+
+    Given to code that produces a blob's bytes itself (a Parquet writer, say),
+    so they are hashed and stored in one pass. ``info`` is known once the
+    writer's context has exited.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
+        self._out = out
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self.info: BlobInfo | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        self._sha.update(view)
+        self._out.write(view)
+        self._size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        # The producer may close its sink; the store finishes the blob itself.
+        super().close()
+
+    def _finish(self) -> BlobInfo:
+        self._out.flush()
+        self.info = BlobInfo(f"sha256:{self._sha.hexdigest()}", self._size)
+        return self.info
+
+
 class BlobStore(abc.ABC):
     """Content-addressed storage. Backends: local folder, fsspec URLs (``s3://...``).
 
@@ -179,6 +219,24 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, digest: str) -> None:
         """Remove the blob; raises NotFound if it is not stored."""
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[BlobWriter]:
+        """A file to write a new blob into; stored when the block exits without error.
+
+        This default spools to a local temporary file and then puts it;
+        backends that can publish a finished file in place override it.
+        """
+        import tempfile
+
+        with tempfile.TemporaryFile() as spool:
+            sink = BlobWriter(spool)
+            yield sink
+            expected = sink._finish()
+            spool.seek(0)
+            stored = self.put(spool)
+            if stored != expected:  # the spool changed under us: never store it unnoticed
+                raise integrity_error(expected.digest, stored.digest)
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes, verified against its digest (IntegrityError if not)."""

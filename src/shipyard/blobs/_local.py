@@ -12,13 +12,22 @@ blob under its final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from shipyard._files import confine, create_temp, fsync_dir, make_dirs
-from shipyard.blobs._base import BlobInfo, BlobSource, BlobStore, blob_key, copy_hashing
+from shipyard.blobs._base import (
+    BlobInfo,
+    BlobSource,
+    BlobStore,
+    BlobWriter,
+    blob_key,
+    copy_hashing,
+)
 from shipyard.errors import ConfigError, NotFound
 
 __all__ = ["LocalBlobStore"]
@@ -63,6 +72,20 @@ class LocalBlobStore(BlobStore):
         finally:
             tmp.unlink(missing_ok=True)  # a no-op once the temp file is renamed into place
         return info
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[BlobWriter]:
+        """Write straight into ``tmp/``; fsync and rename into place on success."""
+        fd, tmp = create_temp(confine(self.root, "tmp"), "blob")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sink = BlobWriter(out)
+                yield sink
+                info = sink._finish()
+                os.fsync(out.fileno())
+            self._publish(tmp, info)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _publish(self, tmp: Path, info: BlobInfo) -> None:
         """Rename a complete, fsynced temp file to the blob's final name."""

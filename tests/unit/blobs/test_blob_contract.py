@@ -354,3 +354,24 @@ def test_download_replaces_an_existing_file(blob_store: BlobStore, out_dir: Path
 
 def test_repr_names_the_backend_and_url(blob_store: BlobStore) -> None:
     assert repr(blob_store) == f"{type(blob_store).__name__}({blob_store.url!r})"
+
+
+def test_writer_stores_what_was_written_under_its_digest(blob_store: BlobStore) -> None:
+    payload = os.urandom(3 * CHUNK_SIZE + 17)
+    with blob_store.writer() as sink:
+        for start in range(0, len(payload), 100_000):
+            sink.write(payload[start : start + 100_000])
+        assert sink.tell() == len(payload)
+    expected = "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert sink.info == BlobInfo(expected, len(payload))
+    assert blob_store.get(expected) == payload
+
+
+def test_writer_stores_nothing_when_the_block_fails(blob_store: BlobStore, stored_keys) -> None:  # type: ignore[no-untyped-def]
+    before = stored_keys()
+    with pytest.raises(RuntimeError), blob_store.writer() as sink:
+        sink.write(b"half a blob")
+        raise RuntimeError("producer failed")
+    assert sink.info is None
+    assert stored_keys() == before
+    assert not blob_store.exists("sha256:" + hashlib.sha256(b"half a blob").hexdigest())
