@@ -20,6 +20,8 @@ project's venv). Everything lands in the embedded store under
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -216,8 +218,17 @@ def show_best(parent_run_id: str) -> None:
     settings = client.settings
     console.print(f"Metadata store: [bold]{settings.uri}[/]")
     console.print(f"Artifacts:      [bold]{settings.artifacts}[/]")
-    console.print(f"Look around:    shipyard runs list --experiment {EXPERIMENT}")
-    console.print(f"                shipyard runs show {parent_run_id}")
+    cli = shipyard_command()
+    console.print(f"Look around:    {cli} runs list --experiment {EXPERIMENT}")
+    console.print(f"                {cli} runs show {parent_run_id}")
+
+
+def shipyard_command() -> str:
+    """How to call the CLI from here: ``shipyard`` if that is on PATH, else this venv's."""
+    script = Path(sys.executable).parent / "shipyard"
+    if not script.exists() or shutil.which("shipyard") == str(script):
+        return "shipyard"
+    return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
 
 
 def main() -> int:
