@@ -19,8 +19,18 @@ from shipyard._version import __version__
 
 _EXPORTS: dict[str, str] = {
     "Settings": "shipyard.config",
+    **dict.fromkeys(["load_dataset", "register_dataset", "lineage"], "shipyard.data"),
     **dict.fromkeys(
-        ["Artifact", "AuditEvent", "Experiment", "Metric", "Run", "RunPage", "RunStatus"],
+        [
+            "Artifact",
+            "AuditEvent",
+            "DatasetVersion",
+            "Experiment",
+            "Metric",
+            "Run",
+            "RunPage",
+            "RunStatus",
+        ],
         "shipyard.store.entities",
     ),
     **dict.fromkeys(
@@ -48,6 +58,7 @@ __all__ = [
     "Artifact",
     "AuditEvent",
     "Client",
+    "DatasetVersion",
     "Experiment",
     "Metric",
     "Run",
@@ -58,11 +69,14 @@ __all__ = [
     "active_run",
     "end_run",
     "flush",
+    "lineage",
+    "load_dataset",
     "log_artifact",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "register_dataset",
     "set_tag",
     "set_tags",
     "start_run",
@@ -84,9 +98,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.data import lineage, load_dataset, register_dataset
     from shipyard.store.entities import (
         Artifact,
         AuditEvent,
+        DatasetVersion,
         Experiment,
         Metric,
         Run,

@@ -8,6 +8,9 @@
     experiments list           list experiments
     runs list                  search runs (filter, order, page)
     runs show RUN_ID           params, latest metrics, tags and artifacts of a run
+    data add NAME PATH         register a CSV/Parquet file or folder as a dataset version
+    data list|show|diff|validate|export|contract
+    lineage REF                upstream and downstream of a dataset version or run
 
 Library errors (:class:`shipyard.errors.ShipyardError`) become one line on
 stderr and exit status 1; usage errors exit with 2. Heavy modules (rich, the
@@ -16,11 +19,12 @@ tracking client) are imported inside the commands.
 
 from shipyard.cli._app import cli, main
 from shipyard.cli._audit import audit
+from shipyard.cli._data import data, lineage
 from shipyard.cli._db import db
 from shipyard.cli._tracking import experiments, runs
 
 __all__ = ["cli", "main"]
 
-for _command in (audit, db, experiments, runs):
+for _command in (audit, data, db, experiments, lineage, runs):
     cli.add_command(_command)
 del _command

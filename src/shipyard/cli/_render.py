@@ -14,10 +14,10 @@ from rich.text import Text
 _PIPE_WIDTH = 200
 
 
-def console() -> Console:
-    out = Console(highlight=False)
+def console(*, stderr: bool = False) -> Console:
+    out = Console(highlight=False, stderr=stderr)
     if not out.is_terminal:
-        out = Console(highlight=False, width=_PIPE_WIDTH)
+        out = Console(highlight=False, stderr=stderr, width=_PIPE_WIDTH)
     return out
 
 

@@ -144,3 +144,65 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
     UniqueConstraint("seq"),
 )
+
+# ------------------------------------------------------------------------- datasets
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    # The Parquet blob's sha256: equal rows and schema give equal bytes, hence one version.
+    Column("digest", String(71), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("schema", Text, nullable=False),  # JSON
+    Column("profile", Text, nullable=False),  # JSON
+    Column("validation", Text, nullable=True),  # JSON report, when a contract was checked
+    Column("contract_version", Integer, nullable=True),
+    Column("status", String(16), nullable=False),  # "valid" or "warn"
+    Column("source", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    UniqueConstraint("dataset_id", "version"),
+    UniqueConstraint("dataset_id", "digest"),
+)
+
+dataset_contracts = Table(
+    "dataset_contracts",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),  # YAML, as people read and edit it
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+)
+
+# What a source file or folder looked like when it was registered: an unchanged
+# source re-registers without being read again (size, times and inode, as DVC does).
+dataset_sources = Table(
+    "dataset_sources",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+    Column("path", String(PATH_LENGTH), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+from typing import Any
 
 
 class RunStatus(enum.StrEnum):
@@ -83,3 +84,38 @@ class AuditEvent:
     payload_digest: str
     prev_hash: str
     hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str | None
+    created_at: int
+    latest_version: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetVersion:
+    """An immutable, content-addressed snapshot of a dataset (Parquet in the blob store)."""
+
+    name: str
+    version: int
+    digest: str
+    rows: int
+    bytes: int
+    #: [{"name": ..., "type": arrow type string, "nullable": bool}, ...]
+    schema: list[dict[str, Any]]
+    #: Per-column statistics; see ``shipyard.data`` for the fields.
+    profile: dict[str, Any]
+    #: The contract check's report, or None when no contract was checked.
+    validation: dict[str, Any] | None
+    contract_version: int | None
+    status: str  # "valid", or "warn" when stored with a failed contract check
+    source: str | None
+    created_at: int
+    created_by: str
+    run_id: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"dataset:{self.name}@{self.version}"

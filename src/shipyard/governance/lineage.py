@@ -1,0 +1,118 @@
+"""Lineage: which runs read and produced which dataset versions, as a graph.
+
+Nodes are named ``dataset:NAME@VERSION`` and ``run:RUN_ID``; an edge
+``(source, target, relation)`` reads "source --relation--> target":
+a dataset is an ``input`` of a run, a run ``produced`` a dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import deque
+from typing import Literal
+
+from shipyard.errors import InvalidInput
+from shipyard.store import Store
+from shipyard.store import datasets as datasets_repo
+from shipyard.store import runs as runs_repo
+
+_REF = re.compile(r"(?P<kind>dataset|run):(?P<rest>.+)")
+MAX_NODES = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    relation: Literal["input", "produced"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    root: str
+    #: node id -> a short label ("credit@3, 1,000 rows", "run train-lr (FINISHED)")
+    nodes: dict[str, str]
+    edges: list[Edge]
+
+    def upstream(self, node: str) -> list[Edge]:
+        return [e for e in self.edges if e.target == node]
+
+    def downstream(self, node: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == node]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "root": self.root,
+            "nodes": self.nodes,
+            "edges": [dataclasses.asdict(e) for e in self.edges],
+        }
+
+
+def parse_node(ref: str) -> str:
+    match = _REF.fullmatch(ref.strip()) if isinstance(ref, str) else None
+    if match is None:
+        raise InvalidInput(
+            f"Bad lineage reference {ref!r}.",
+            hint="Write dataset:NAME@VERSION or run:RUN_ID, e.g. dataset:credit@3.",
+        )
+    if match.group("kind") == "dataset" and not re.fullmatch(r"[^@]+@\d+", match.group("rest")):
+        raise InvalidInput(
+            f"Bad dataset reference {ref!r}: it needs a version, e.g. dataset:credit@3."
+        )
+    return f"{match.group('kind')}:{match.group('rest')}"
+
+
+def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Lineage:
+    """The graph reachable from ``ref`` upstream and downstream, ``depth`` hops each way."""
+    root = parse_node(ref)
+    nodes: dict[str, str] = {}
+    edges: set[Edge] = set()
+    with store.read() as conn:
+
+        def neighbours(node: str) -> list[Edge]:
+            kind, _, rest = node.partition(":")
+            if kind == "dataset":
+                name, _, version = rest.rpartition("@")
+                found = datasets_repo.get_version(conn, name, int(version))
+                nodes[node] = f"{found.name}@{found.version} ({found.rows:,} rows, {found.status})"
+                out = [
+                    Edge(node, f"run:{r}", "input")
+                    for r in datasets_repo.readers(conn, name, int(version))
+                ]
+                if found.run_id:
+                    out.append(Edge(f"run:{found.run_id}", node, "produced"))
+                return out
+            pk = runs_repo.pk_of(conn, rest)
+            (run,) = runs_repo.load(conn, [pk], stale_before=stale_before)
+            nodes[node] = f"run {run.name} ({run.status.value})"
+            out = [
+                Edge(f"dataset:{n}@{v}", node, "input")
+                for n, v in datasets_repo.inputs_of(conn, pk)
+            ]
+            out += [
+                Edge(node, f"dataset:{n}@{v}", "produced")
+                for n, v in datasets_repo.outputs_of(conn, rest)
+            ]
+            return out
+
+        for direction in ("up", "down"):
+            queue: deque[tuple[str, int]] = deque([(root, 0)])
+            seen = {root}
+            while queue and len(nodes) < MAX_NODES:
+                node, hops = queue.popleft()
+                for edge in neighbours(node):
+                    forward = edge.source == node
+                    if (direction == "down") != forward:
+                        continue
+                    edges.add(edge)
+                    other = edge.target if forward else edge.source
+                    if other not in seen and hops + 1 <= depth:
+                        seen.add(other)
+                        queue.append((other, hops + 1))
+        for edge in edges:
+            for end in (edge.source, edge.target):
+                if end not in nodes:
+                    neighbours(end)
+    ordered = sorted(edges, key=lambda e: (e.source, e.target, e.relation))
+    return Lineage(root, nodes, ordered)
