@@ -66,26 +66,31 @@ def parse_node(ref: str) -> str:
 def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Lineage:
     """The graph reachable from ``ref`` upstream and downstream, ``depth`` hops each way."""
     root = parse_node(ref)
-    nodes: dict[str, str] = {}
     edges: set[Edge] = set()
     with store.read() as conn:
+
+        def describe(node: str) -> str:
+            kind, _, rest = node.partition(":")
+            if kind == "dataset":
+                name, _, version = rest.rpartition("@")
+                found = datasets_repo.get_version(conn, name, int(version))
+                return f"{found.name}@{found.version} ({found.rows:,} rows, {found.status})"
+            (run,) = runs_repo.load(conn, [runs_repo.pk_of(conn, rest)], stale_before=stale_before)
+            return f"run {run.name} ({run.status.value})"
 
         def neighbours(node: str) -> list[Edge]:
             kind, _, rest = node.partition(":")
             if kind == "dataset":
                 name, _, version = rest.rpartition("@")
                 found = datasets_repo.get_version(conn, name, int(version))
-                nodes[node] = f"{found.name}@{found.version} ({found.rows:,} rows, {found.status})"
                 out = [
                     Edge(node, f"run:{r}", "input")
-                    for r in datasets_repo.readers(conn, name, int(version))
+                    for r in datasets_repo.readers(conn, name, found.version)
                 ]
                 if found.run_id:
                     out.append(Edge(f"run:{found.run_id}", node, "produced"))
                 return out
             pk = runs_repo.pk_of(conn, rest)
-            (run,) = runs_repo.load(conn, [pk], stale_before=stale_before)
-            nodes[node] = f"run {run.name} ({run.status.value})"
             out = [
                 Edge(f"dataset:{n}@{v}", node, "input")
                 for n, v in datasets_repo.inputs_of(conn, pk)
@@ -96,23 +101,20 @@ def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Li
             ]
             return out
 
-        for direction in ("up", "down"):
+        for upward in (True, False):
             queue: deque[tuple[str, int]] = deque([(root, 0)])
             seen = {root}
-            while queue and len(nodes) < MAX_NODES:
+            while queue and len(seen) < MAX_NODES:
                 node, hops = queue.popleft()
                 for edge in neighbours(node):
-                    forward = edge.source == node
-                    if (direction == "down") != forward:
+                    if (edge.target == node) != upward:
                         continue
                     edges.add(edge)
-                    other = edge.target if forward else edge.source
+                    other = edge.source if upward else edge.target
                     if other not in seen and hops + 1 <= depth:
                         seen.add(other)
                         queue.append((other, hops + 1))
-        for edge in edges:
-            for end in (edge.source, edge.target):
-                if end not in nodes:
-                    neighbours(end)
+        ends = {root} | {e.source for e in edges} | {e.target for e in edges}
+        nodes = {node: describe(node) for node in sorted(ends)}
     ordered = sorted(edges, key=lambda e: (e.source, e.target, e.relation))
     return Lineage(root, nodes, ordered)
