@@ -67,6 +67,7 @@ class Client:
         # Ids never change once given, so name->id and run->key lookups are cached.
         self._run_pks: dict[str, int] = {}
         self._experiment_ids: dict[str, str] = {}
+        self._run_experiments: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Client(uri={self.store.engine.url.render_as_string(hide_password=True)!r})"
@@ -150,14 +151,17 @@ class Client:
         parent_run_id: str | None,
         *,
         heartbeat: bool,
+        experiment_id: str | None = None,
     ) -> str:
-        experiment_id = self._experiment_id(experiment)
+        if experiment_id is None:
+            experiment_id = self._experiment_id(experiment)
         run_id = uuid.uuid4().hex
         run_name = _validate.name("run", name) if name is not None else f"run-{run_id[:8]}"
         tag_values = _validate.text_mapping("tag", tags)
         with self.store.write(self.actor) as tx:
             if parent_run_id is not None:
                 runs_repo.pk_of(tx.conn, parent_run_id)
+            self._run_experiments[run_id] = experiment_id
             self._run_pks[run_id] = runs_repo.create(
                 tx,
                 run_id=run_id,
@@ -168,6 +172,11 @@ class Client:
                 heartbeat=heartbeat,
             )
         return run_id
+
+    def _experiment_of(self, run_id: str) -> str:
+        """The experiment id of a run this client created (cached), or looked up."""
+        cached = self._run_experiments.get(run_id)
+        return cached if cached is not None else self.get_run(run_id).experiment_id
 
     def _run_pk(self, run_id: str) -> int:
         pk = self._run_pks.get(run_id)

@@ -83,6 +83,7 @@ class ActiveRun:
         self.client = client
         self._buffer = buffer
         self.run_id = run_id
+        self.experiment_id = client._experiment_of(run_id)
         self._run_pk = client._run_pk(run_id)
         self._ended = False
         self._token: contextvars.Token[tuple[ActiveRun, ...]] | None = None
@@ -148,8 +149,16 @@ class _Tracker:
                 hint="End it first, or pass nested=True to start a child run inside it.",
             )
         client, buffer = self._client_for(Settings.load())
-        parent = stack[-1].run_id if stack else None
-        run_id = client._create_run(experiment, name, tags, parent, heartbeat=True)
+        parent = stack[-1] if stack else None
+        run_id = client._create_run(
+            experiment,
+            name,
+            tags,
+            parent.run_id if parent else None,
+            heartbeat=True,
+            # A child run without an experiment of its own stays in its parent's.
+            experiment_id=parent.experiment_id if parent and experiment is None else None,
+        )
         run = ActiveRun(self, client, buffer, run_id)
         with self._lock:
             self._open[run_id] = run

@@ -177,3 +177,10 @@ def test_changing_settings_between_runs_loses_no_buffered_point(
         pass
     assert len(client.get_metric_history(outer.run_id, "m")) == 1
     outer.end()
+
+
+def test_a_child_run_without_an_experiment_stays_in_its_parents(client: sy.Client) -> None:
+    with sy.start_run(experiment="credit") as parent, sy.start_run(nested=True) as child:
+        pass
+    assert client.get_run(child.run_id).experiment_id == client.get_run(parent.run_id).experiment_id
+    assert [e.name for e in client.list_experiments()] == ["credit"]
