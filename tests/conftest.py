@@ -93,8 +93,8 @@ def pg_uri(pg_engine: sa.Engine) -> Iterator[str]:
     yield f"{_pg_admin_uri()}?options=-csearch_path%3D{schema}"
     from shipyard.store import _store
 
-    for key in [k for k in _store._stores if schema in k]:
-        _store._stores.pop(key).dispose()
+    for store in [v for k, v in _store._stores.items() if schema in k]:
+        store.close()
     with pg_engine.begin() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 

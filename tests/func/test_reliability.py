@@ -152,8 +152,8 @@ def spawn(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
 def _dispose_stores(tmp_path: Path) -> Iterator[None]:
     """Close the parent's engines on this test's SQLite file (conftest does PostgreSQL)."""
     yield
-    for key in [k for k in _store._stores if str(tmp_path) in k]:
-        _store._stores.pop(key).dispose()
+    for store in [v for k, v in _store._stores.items() if str(tmp_path) in k]:
+        store.close()
 
 
 def release_barrier(folder: Path, parties: int, timeout: float = START_TIMEOUT_S) -> None:

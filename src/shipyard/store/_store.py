@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from shipyard.errors import StoreUnavailable
 from shipyard.store import _audit, _engine
 
 
@@ -42,6 +43,10 @@ class Store:
         self._schema_lock = threading.Lock()
         # The audit chain's tip as this process last wrote it: a guess, checked on use.
         self._audit_tip: _audit.Tip | None = None
+        # Transactions under way, so close() can wait for them before dropping the pool.
+        self._in_flight = 0
+        self._closed = False
+        self._idle = threading.Condition()
 
     @property
     def dialect(self) -> str:
@@ -58,23 +63,56 @@ class Store:
         if not self._schema_ready:
             self.upgrade()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
+        with self._idle:
+            if self._closed:
+                raise StoreUnavailable(
+                    f"The metadata store {self.uri!r} was closed in this process.",
+                    hint="Open it again with a new Client.",
+                )
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        self._ensure_schema()
-        with _engine.transaction(self.engine, write=False) as conn:
-            yield conn
+        with self._in_use():
+            self._ensure_schema()
+            with _engine.transaction(self.engine, write=False) as conn:
+                yield conn
 
     @contextlib.contextmanager
     def write(self, actor: str) -> Iterator[WriteTx]:
-        self._ensure_schema()
-        with _engine.transaction(self.engine, write=True) as conn:
-            tx = WriteTx(conn, actor, self)
-            yield tx
-            tip = tx._flush_audit()
+        with self._in_use():
+            self._ensure_schema()
+            with _engine.transaction(self.engine, write=True) as conn:
+                tx = WriteTx(conn, actor, self)
+                yield tx
+                tip = tx._flush_audit()
         # Committed: only now is the new tip a good guess for the next append.
         self._audit_tip = tip
 
-    def dispose(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new transactions, wait for those under way, then close every connection.
+
+        Closing while a transaction still holds a connection would leave that
+        connection to be closed whenever the garbage collector gets to it.
+        """
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+        with _stores_lock:
+            if _stores.get(self.uri) is self:
+                del _stores[self.uri]
         self.engine.dispose()
 
 
@@ -87,6 +125,6 @@ def open_store(uri: str) -> Store:
     key = _engine.normalise_uri(uri)
     with _stores_lock:
         store = _stores.get(key)
-        if store is None:
+        if store is None or store.closed:
             store = _stores[key] = Store(key)
         return store

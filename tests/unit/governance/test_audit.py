@@ -315,7 +315,7 @@ def _create_many(uri: str, worker: int, barrier, results) -> None:  # type: igno
                 experiments.create(tx, f"w{worker}-e{i}")
         except Exception as exc:  # counted and reported by the parent
             errors.append(f"{type(exc).__name__}: {exc}")
-    store.dispose()
+    store.close()
     results.put((worker, errors))
 
 

@@ -30,3 +30,19 @@ def test_migrated_schema_matches_declared_tables(store_uri: str) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_closed_store_refuses_work_and_open_store_gives_a_fresh_one(store_uri: str) -> None:
+    import pytest
+
+    from shipyard.errors import StoreUnavailable
+
+    store = open_store(store_uri)
+    store.upgrade()
+    store.close()
+    with pytest.raises(StoreUnavailable, match="closed"), store.read():
+        pass
+    reopened = open_store(store_uri)
+    assert reopened is not store
+    with reopened.read() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
