@@ -23,9 +23,12 @@ from shipyard.errors import InvalidInput
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-#: The first CSV block fixes each column's type, so it is large enough to see
-#: a representative sample; later blocks stream behind it.
-CSV_BLOCK_SIZE = 16 << 20
+#: Column types are inferred from a sample this large at the file's start ...
+CSV_SAMPLE_SIZE = 4 << 20
+#: ... and the file is then streamed in blocks this large with those types fixed.
+#: Small blocks keep the reader's read-ahead (several blocks per thread) in tens
+#: of MiB, and parse faster than large ones.
+CSV_BLOCK_SIZE = 1 << 20
 BATCH_ROWS = 65_536
 
 
@@ -241,30 +244,41 @@ def _open_csv(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     import pyarrow.csv as pacsv
 
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
+    parse = pacsv.ParseOptions(delimiter=delimiter)
     try:
+        sample = pacsv.open_csv(
+            path,
+            # One block and no read-ahead: only the sample is parsed.
+            read_options=pacsv.ReadOptions(block_size=CSV_SAMPLE_SIZE, use_threads=False),
+            parse_options=parse,
+        )
+        schema = sample.schema
+        try:
+            _refuse_mixed_text(path, delimiter, sample.read_next_batch())
+        except StopIteration:
+            pass  # a header without rows: the registration refuses it by its row count
+        finally:
+            sample.close()
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(column_types=schema),
         )
     except pa.ArrowInvalid as exc:
         raise _csv_error(path, exc, delimiter, None) from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
-        first = True
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 return
             except pa.ArrowInvalid as exc:
-                raise _csv_error(path, exc, delimiter, reader.schema) from exc
-            if first:
-                _refuse_mixed_text(path, delimiter, batch)
-                first = False
+                raise _csv_error(path, exc, delimiter, schema) from exc
             yield batch
 
-    return reader.schema, batches()
+    return schema, batches()
 
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
