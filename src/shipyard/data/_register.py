@@ -30,11 +30,7 @@ if TYPE_CHECKING:
     from shipyard.tracking import Client
 
 ROW_GROUP_ROWS = 131_072
-_PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "snappy",
-    "write_statistics": True,
-    "use_dictionary": True,
-}
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "write_statistics": True}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 Progress = Callable[[int], None]
@@ -163,7 +159,15 @@ def _single_pass(
     checker = ContractChecker(contract, source.schema) if contract is not None else None
     rows = 0
     with client.blobs.writer() as sink:
-        with pq.ParquetWriter(sink, source.schema, **_PARQUET_OPTIONS) as writer:
+        # Dictionary pages pay off for text; for numbers they cost ~40% of the write time.
+        text = [
+            f.name
+            for f in source.schema
+            if pa.types.is_string(f.type) or pa.types.is_binary(f.type)
+        ]
+        with pq.ParquetWriter(
+            sink, source.schema, use_dictionary=text, **_PARQUET_OPTIONS
+        ) as writer:
             for group in _row_groups(source.batches):
                 for batch in group.to_batches():
                     profiler.update(batch)
