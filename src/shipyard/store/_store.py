@@ -48,10 +48,6 @@ class Store:
         self._closed = False
         self._idle = threading.Condition()
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     def upgrade(self) -> bool:
         """Migrate to the newest schema; return whether this call changed anything."""
         with self._schema_lock:
