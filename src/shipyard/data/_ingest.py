@@ -38,11 +38,8 @@ class Source:
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
-    #: A readable description for the version's record ("credit.csv", "DataFrame").
+    #: Where the rows came from, for the version's record: a resolved path, "pandas DataFrame".
     description: str
-    #: For files and folders: the resolved path and a fingerprint of its stat data.
-    path: str | None = None
-    fingerprint: str | None = None
 
 
 def open_source(data: Any) -> Source:
@@ -191,7 +188,7 @@ def _open_path(path: Path) -> Source:
                 )
             yield from _cast_batches(file_batches, schema)
 
-    return Source(schema, batches(), path.name, str(resolved), _fingerprint(files))
+    return Source(schema, batches(), str(resolved))
 
 
 def _fingerprint(files: list[Path]) -> str:

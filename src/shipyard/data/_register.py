@@ -140,13 +140,11 @@ def register(
                 validation=None if result.report is None else result.report.to_dict(),
                 contract_version=contract_version,
                 status="valid" if result.report is None or result.report.passed else "warn",
-                source=source.path or source.description,
+                source=source.description,
                 run_id=run_id,
             )
-        if source.path is not None and source.fingerprint is not None:
-            datasets_repo.remember_source(
-                tx, dataset_pk, source.path, source.fingerprint, existing.version
-            )
+        if stat is not None:  # taken before the read: a change during it is seen next time
+            datasets_repo.remember_source(tx, dataset_pk, *stat, existing.version)
     return existing
 
 
@@ -222,7 +220,7 @@ def _audit_refusal(client: Client, name: str, source: Source, report: Validation
             "dataset.refuse",
             "dataset",
             name,
-            {"source": source.path or source.description, "failures": report.summary()},
+            {"source": source.description, "failures": report.summary()},
         )
 
 
