@@ -206,3 +206,83 @@ run_inputs = Table(
     Column("run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), primary_key=True),
     Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
 )
+
+# --------------------------------------------------------------------------- models
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    # The highest version number handed out. Incremented under the row's lock,
+    # so concurrent registrations get consecutive numbers on every backend.
+    Column("last_version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # "ready" or "archived"
+    Column("description", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("signature", Text, nullable=True),  # JSON
+    Column("environment", Text, nullable=False),  # JSON: python and package versions
+    Column("input_example", Text, nullable=True),  # JSON records, a few rows
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    UniqueConstraint("model_id", "version"),
+)
+
+# One row per stored format of a version: "native" (as logged) and, once
+# exported, "onnx". Each is one verified blob.
+model_version_files = Table(
+    "model_version_files",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("format", String(16), primary_key=True),
+    Column("serialization", String(16), nullable=False),  # skops, onnx, pickle
+    Column("digest", String(71), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("meta", Text, nullable=False),  # JSON the loader needs (trusted types, class path)
+    Column("created_at", BigInteger, nullable=False),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# The dataset versions the training run had read when the model was logged,
+# frozen with the version so its lineage never changes afterwards.
+model_version_datasets = Table(
+    "model_version_datasets",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(NAME_LENGTH), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+)

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select
-from sqlalchemy import exc as sa_exc
 
 from shipyard.errors import NotFound
+from shipyard.store import _sql
 from shipyard.store._schema import (
     dataset_contracts,
     dataset_sources,
@@ -30,26 +30,13 @@ def dataset_id(conn: Connection, name: str) -> int | None:
 
 
 def lock_or_create(tx: WriteTx, name: str, description: str | None) -> int:
-    """The dataset's id, its row locked for this transaction (created if missing).
-
-    The lock serialises version numbering per dataset on PostgreSQL; SQLite's
-    write transactions are serial already.
-    """
-    query = select(datasets.c.id).where(datasets.c.name == name).with_for_update()
-    found = tx.conn.execute(query).scalar()
-    if found is not None:
-        return found
-    try:
-        with tx.conn.begin_nested():
-            new_id = tx.conn.execute(
-                insert(datasets)
-                .values(name=name, description=description, created_at=now_ms())
-                .returning(datasets.c.id)
-            ).scalar_one()
-    except sa_exc.IntegrityError:
-        return tx.conn.execute(query).scalar_one()  # created concurrently: wait for its lock
-    tx.audit("dataset.create", "dataset", name, {"description": description})
-    return new_id
+    """The dataset's id, its row locked for this transaction (created if missing)."""
+    dataset_pk, created = _sql.lock_or_create(
+        tx, datasets, name, {"description": description, "created_at": now_ms()}
+    )
+    if created:
+        tx.audit("dataset.create", "dataset", name, {"description": description})
+    return dataset_pk
 
 
 def version_by_digest(conn: Connection, dataset_pk: int, digest: str) -> DatasetVersion | None:

@@ -119,3 +119,56 @@ class DatasetVersion:
     @property
     def uri(self) -> str:
         return f"dataset:{self.name}@{self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str | None
+    tags: dict[str, str]
+    #: alias -> version number
+    aliases: dict[str, int]
+    latest_version: int | None
+    created_at: int
+    updated_at: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFile:
+    """One stored format of a model version: a blob and what its loader needs."""
+
+    format: str  # "native" (as logged) or "onnx"
+    serialization: str  # "skops", "onnx" or "pickle"
+    digest: str
+    size: int
+    meta: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    """An immutable version of a registered model; address it as ``models:/NAME/VERSION``."""
+
+    name: str
+    version: int
+    flavor: str
+    status: str  # "ready" or "archived"
+    description: str | None
+    run_id: str | None
+    #: See ``shipyard.models.Signature.to_dict``; None when logged without an example.
+    signature: dict[str, Any] | None
+    #: {"python": "3.11.7", "packages": {"scikit-learn": "1.5.2", ...}}
+    environment: dict[str, Any]
+    #: A few rows of the input example, as records.
+    input_example: list[dict[str, Any]] | None
+    #: format -> file; "native" always, "onnx" once exported
+    files: dict[str, ModelFile]
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    #: The dataset versions the training run had read, as (name, version).
+    datasets: tuple[tuple[str, int], ...]
+    created_at: int
+    created_by: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
