@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard._version import __version__
 
+_SUBPACKAGES = frozenset({"data", "errors", "models"})
 _EXPORTS: dict[str, str] = {
     "Settings": "shipyard.config",
     **dict.fromkeys(["load_dataset", "register_dataset", "lineage"], "shipyard.data"),
+    **dict.fromkeys(
+        ["PythonModel", "delete_alias", "export_onnx", "load_model", "log_model", "set_alias"],
+        "shipyard.models",
+    ),
     **dict.fromkeys(
         [
             "Artifact",
@@ -27,6 +32,7 @@ _EXPORTS: dict[str, str] = {
             "DatasetVersion",
             "Experiment",
             "Metric",
+            "ModelVersion",
             "Run",
             "RunPage",
             "RunStatus",
@@ -61,22 +67,29 @@ __all__ = [
     "DatasetVersion",
     "Experiment",
     "Metric",
+    "ModelVersion",
+    "PythonModel",
     "Run",
     "RunPage",
     "RunStatus",
     "Settings",
     "__version__",
     "active_run",
+    "delete_alias",
     "end_run",
+    "export_onnx",
     "flush",
     "lineage",
     "load_dataset",
+    "load_model",
     "log_artifact",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "register_dataset",
+    "set_alias",
     "set_tag",
     "set_tags",
     "start_run",
@@ -84,6 +97,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:  # ``sy.models.model_card`` works without importing it first
+        return importlib.import_module(f"shipyard.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
@@ -99,12 +114,21 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.data import lineage, load_dataset, register_dataset
+    from shipyard.models import (
+        PythonModel,
+        delete_alias,
+        export_onnx,
+        load_model,
+        log_model,
+        set_alias,
+    )
     from shipyard.store.entities import (
         Artifact,
         AuditEvent,
         DatasetVersion,
         Experiment,
         Metric,
+        ModelVersion,
         Run,
         RunPage,
         RunStatus,

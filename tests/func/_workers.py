@@ -134,6 +134,40 @@ def fail(args: argparse.Namespace) -> None:
         raise RuntimeError("the training script failed")
 
 
+def register_models(args: argparse.Namespace) -> None:
+    """``threads`` threads each register one version of model ``shared`` at the same moment."""
+    import threading
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import shipyard
+
+    rng = np.random.default_rng(args.worker)
+    features = rng.normal(size=(40, 3))
+    model = LogisticRegression().fit(features, features[:, 0] > 0)
+    client = shipyard.Client()
+    client.upgrade_db()
+    versions: list[int] = []
+    errors: list[str] = []
+    start = threading.Barrier(args.threads)
+
+    def register() -> None:
+        start.wait()
+        try:
+            versions.append(shipyard.log_model(model, "shared", client=client).version)
+        except Exception as exc:  # reported to the parent, which fails the test
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    barrier(args.barrier, str(args.worker))
+    threads = [threading.Thread(target=register) for _ in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(MAX_LIFETIME_S)
+    say(json.dumps({"versions": versions, "errors": errors}))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="_workers")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +205,12 @@ def main(argv: list[str]) -> None:
     cmd.add_argument("--name", required=True)
     cmd.add_argument("--points", type=int, default=0)
     cmd.set_defaults(func=fail)
+
+    cmd = commands.add_parser("register_models")
+    cmd.add_argument("--barrier", required=True)
+    cmd.add_argument("--worker", type=int, required=True)
+    cmd.add_argument("--threads", type=int, required=True)
+    cmd.set_defaults(func=register_models)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -535,3 +535,48 @@ def test_background_flush_honours_flush_interval(store_uri, env, spawn) -> None:
         child.release()
         assert_clean_exit(child)
     assert steps(client, lazy_id, "m") == list(range(100))  # written when the run ended
+
+
+# ------------------------------------------------- 8. concurrent model registration
+
+REGISTRARS = 8
+THREADS_EACH = 4
+
+
+@pytest.mark.slow
+def test_concurrent_registrations_number_versions_1_to_32(store_uri, env, spawn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """8 processes x 4 threads register one model at once: versions 1..32, no gap, no error."""
+    shipyard.Client(store_uri).upgrade_db()
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    children = [
+        spawn(
+            [
+                "register_models",
+                "--barrier",
+                str(gate),
+                "--worker",
+                str(n),
+                "--threads",
+                str(THREADS_EACH),
+            ],
+            env,
+        )
+        for n in range(REGISTRARS)
+    ]
+    release_barrier(gate, REGISTRARS)
+    reports = [json.loads(child.next_line(FINISH_TIMEOUT_S)) for child in children]
+    for child in children:
+        assert_clean_exit(child)
+
+    assert [r["errors"] for r in reports] == [[]] * REGISTRARS
+    total = REGISTRARS * THREADS_EACH
+    assert sorted(v for r in reports for v in r["versions"]) == list(range(1, total + 1))
+    client = shipyard.Client(store_uri)
+    stored = client.model_versions("shared")
+    assert [v.version for v in stored] == list(range(1, total + 1))
+    assert client.get_model("shared").latest_version == total
+    created = client.audit_events(object_type="model")
+    assert sorted(e.action for e in created) == ["model.create"] + ["model.version.create"] * total
+    assert client.verify_audit().ok
+    assert_sqlite_intact(store_uri)

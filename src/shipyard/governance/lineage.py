@@ -1,8 +1,9 @@
-"""Lineage: which runs read and produced which dataset versions, as a graph.
+"""Lineage: which runs read and produced which dataset and model versions, as a graph.
 
-Nodes are named ``dataset:NAME@VERSION`` and ``run:RUN_ID``; an edge
-``(source, target, relation)`` reads "source --relation--> target":
-a dataset is an ``input`` of a run, a run ``produced`` a dataset.
+Nodes are named ``dataset:NAME@VERSION``, ``run:RUN_ID`` and
+``model:NAME/VERSION``; an edge ``(source, target, relation)`` reads
+"source --relation--> target": a dataset is an ``input`` of a run, a run
+``produced`` a dataset or a model version.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Literal
 from shipyard.errors import InvalidInput
 from shipyard.store import Store
 from shipyard.store import datasets as datasets_repo
+from shipyard.store import models as models_repo
 from shipyard.store import runs as runs_repo
 
-_REF = re.compile(r"(?P<kind>dataset|run):(?P<rest>.+)")
+_REF = re.compile(r"(?P<kind>dataset|run|model):(?P<rest>.+)")
 MAX_NODES = 10_000
 
 
@@ -54,12 +56,14 @@ def parse_node(ref: str) -> str:
     if match is None:
         raise InvalidInput(
             f"Bad lineage reference {ref!r}.",
-            hint="Write dataset:NAME@VERSION or run:RUN_ID, e.g. dataset:credit@3.",
+            hint="Write dataset:NAME@VERSION, model:NAME/VERSION or run:RUN_ID, e.g. dataset:credit@3.",
         )
     if match.group("kind") == "dataset" and not re.fullmatch(r"[^@]+@\d+", match.group("rest")):
         raise InvalidInput(
             f"Bad dataset reference {ref!r}: it needs a version, e.g. dataset:credit@3."
         )
+    if match.group("kind") == "model" and not re.fullmatch(r"[^/@]+/\d+", match.group("rest")):
+        raise InvalidInput(f"Bad model reference {ref!r}: it needs a version, e.g. model:credit/3.")
     return f"{match.group('kind')}:{match.group('rest')}"
 
 
@@ -75,6 +79,11 @@ def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Li
                 name, _, version = rest.rpartition("@")
                 found = datasets_repo.get_version(conn, name, int(version))
                 return f"{found.name}@{found.version} ({found.rows:,} rows, {found.status})"
+            if kind == "model":
+                name, _, version = rest.rpartition("/")
+                model = models_repo.get_version(conn, name, int(version))
+                aliases = f", @{', @'.join(model.aliases)}" if model.aliases else ""
+                return f"{model.name}/{model.version} ({model.flavor}, {model.status}{aliases})"
             (run,) = runs_repo.load(conn, [runs_repo.pk_of(conn, rest)], stale_before=stale_before)
             return f"run {run.name} ({run.status.value})"
 
@@ -87,8 +96,19 @@ def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Li
                     Edge(node, f"run:{r}", "input")
                     for r in datasets_repo.readers(conn, name, found.version)
                 ]
+                out += [
+                    Edge(node, f"model:{n}/{v}", "input")
+                    for n, v in models_repo.versions_trained_on(conn, name, found.version)
+                ]
                 if found.run_id:
                     out.append(Edge(f"run:{found.run_id}", node, "produced"))
+                return out
+            if kind == "model":
+                name, _, version = rest.rpartition("/")
+                model = models_repo.get_version(conn, name, int(version))
+                out = [Edge(f"dataset:{n}@{v}", node, "input") for n, v in model.datasets]
+                if model.run_id:
+                    out.append(Edge(f"run:{model.run_id}", node, "produced"))
                 return out
             pk = runs_repo.pk_of(conn, rest)
             out = [
@@ -98,6 +118,10 @@ def lineage(store: Store, ref: str, *, stale_before: int, depth: int = 25) -> Li
             out += [
                 Edge(node, f"dataset:{n}@{v}", "produced")
                 for n, v in datasets_repo.outputs_of(conn, rest)
+            ]
+            out += [
+                Edge(node, f"model:{n}/{v}", "produced")
+                for n, v in models_repo.versions_of_run(conn, rest)
             ]
             return out
 

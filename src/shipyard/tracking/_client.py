@@ -20,6 +20,7 @@ from shipyard.store import Store, open_store
 from shipyard.store import artifacts as artifacts_repo
 from shipyard.store import experiments as experiments_repo
 from shipyard.store import metrics as metrics_repo
+from shipyard.store import models as models_repo
 from shipyard.store import runs as runs_repo
 from shipyard.store import search as search_repo
 from shipyard.store.entities import (
@@ -27,6 +28,8 @@ from shipyard.store.entities import (
     AuditEvent,
     Experiment,
     Metric,
+    ModelVersion,
+    RegisteredModel,
     Run,
     RunPage,
     RunStatus,
@@ -391,6 +394,98 @@ class Client:
         from shipyard.governance import audit
 
         return audit.verify(self.store)
+
+    # --------------------------------------------------------------- model registry
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A registered model with its tags, aliases and newest version number."""
+        from shipyard.models import _uri
+
+        with self.store.read() as conn:
+            return models_repo.get_model(conn, _uri.check_name(name))
+
+    def search_models(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+    ) -> list[RegisteredModel]:
+        """Registered models whose name contains ``name``, carrying all ``tags`` and ``alias``."""
+        with self.store.read() as conn:
+            return models_repo.search_models(conn, name=name, tags=tags, alias=alias)
+
+    def get_model_version(self, uri_or_name: str, version: int | None = None) -> ModelVersion:
+        """``get_model_version("credit", 3)`` or ``get_model_version("models:/credit@champion")``."""
+        from shipyard.models import _uri
+
+        if version is None:
+            ref = _uri.parse(uri_or_name)
+            name, alias, number = ref.name, ref.alias, ref.version
+        else:
+            name, alias, number = _uri.check_name(uri_or_name), None, _uri.check_version(version)
+        with self.store.read() as conn:
+            if number is None:
+                number = models_repo.resolve_alias(conn, name, alias or "")
+            return models_repo.get_version(conn, name, number)
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        from shipyard.models import _uri
+
+        with self.store.read() as conn:
+            return models_repo.list_versions(conn, _uri.check_name(name))
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` at ``version``; return the version it pointed at before, if any."""
+        from shipyard.models import _uri
+
+        args = _uri.check_name(name), _uri.check_alias(alias), _uri.check_version(version)
+        with self.store.write(self.actor) as tx:
+            return models_repo.set_alias(tx, *args)
+
+    def delete_alias(self, name: str, alias: str) -> int:
+        """Remove ``alias``; return the version it pointed at."""
+        from shipyard.models import _uri
+
+        args = _uri.check_name(name), _uri.check_alias(alias)
+        with self.store.write(self.actor) as tx:
+            return models_repo.delete_alias(tx, *args)
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        """Every alias move of a model, oldest first: time, actor, alias, previous, version."""
+        from shipyard.models import _uri
+
+        with self.store.read() as conn:
+            models_repo.model_id(conn, _uri.check_name(name))
+            return models_repo.alias_history(conn, name)
+
+    def set_model_version_status(self, name: str, version: int, status: str) -> None:
+        """Mark a version ``ready`` or ``archived`` (archived versions are never ``@latest``)."""
+        from shipyard.models import _uri
+
+        if status not in models_repo.STATUSES:
+            raise InvalidInput(
+                f"A model version status is one of {', '.join(models_repo.STATUSES)}; got {status!r}."
+            )
+        args = _uri.check_name(name), _uri.check_version(version)
+        with self.store.write(self.actor) as tx:
+            models_repo.set_status(tx, *args, status)
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        """Set a registered model's description and add or change its tags."""
+        from shipyard.models import _uri
+
+        _uri.check_name(name)
+        tags = _validate.text_mapping("tag", tags)
+        with self.store.write(self.actor) as tx:
+            models_repo.update_model(tx, name, description=description, tags=tags)
+            return models_repo.get_model(tx.conn, name)
 
 
 def _collect_files(source: Path) -> list[tuple[str, Path]]:
