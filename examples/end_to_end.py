@@ -1,20 +1,27 @@
-"""Shipyard end to end, step 1 of the loop: track a model selection.
+"""Shipyard end to end: data, train, register, promote, load and export a model.
 
-    data ──► train ──► (register ──► serve ──► monitor: later steps)
+    data ──► train ──► register ──► promote ──► (serve ──► monitor: later steps)
 
-1. data     load scikit-learn's breast cancer set (shipped with it, no
-            download) and hold out a stratified test split;
+1. data     register scikit-learn's breast cancer set (shipped with it, no
+            download) as a versioned dataset, and read it back inside the run
+            so the run records it as an input;
 2. train    one parent run, and a nested child run per candidate model that
             records params, tags, a metric per cross-validation fold (the
             fold is the step), final test metrics (accuracy, ROC AUC, log
             loss) and artifacts (a predictions CSV and a report folder);
-3. compare  ask the store with ``shipyard.Client().search_runs`` for the best
+3. register each candidate becomes a version of the registered model
+            ``breast-cancer``, with its signature inferred from the data;
+4. promote  the best by ROC AUC gets the alias ``champion``; it is loaded
+            back by alias (its digest verified first), scored on the test
+            split, and exported to ONNX, which must predict the same;
+5. compare  ask the store with ``shipyard.Client().search_runs`` for the best
             candidates by ROC AUC and print them.
 
-Run it with ``scripts/example`` (or ``python examples/tracking.py`` in the
+Run it with ``scripts/example`` (or ``python examples/end_to_end.py`` in the
 project's venv). Everything lands in the embedded store under
 ``SHIPYARD_HOME`` (default ``./.shipyard``); browse it afterwards with
-``shipyard runs list --experiment breast-cancer``.
+``shipyard runs list --experiment breast-cancer`` or
+``shipyard models show breast-cancer``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -51,6 +59,8 @@ from sklearn.preprocessing import StandardScaler
 import shipyard as sy
 
 EXPERIMENT = "breast-cancer"
+DATASET = "breast-cancer"
+MODEL = "breast-cancer"
 SEED = 42
 FOLDS = 5
 
@@ -60,11 +70,11 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 
 @dataclass(frozen=True)
 class Data:
-    X_train: np.ndarray
-    X_test: np.ndarray
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
     y_train: np.ndarray
     y_test: np.ndarray
-    feature_names: list[str]
+    version: str
     target_names: list[str]
 
 
@@ -79,19 +89,23 @@ class Candidate:
 # ------------------------------------------------------------------------ 1. data
 
 
-def load_data() -> Data:
-    bunch = load_breast_cancer()
+def register_data() -> str:
+    """Store the data set as a dataset version (the same rows give the same version)."""
+    bunch = load_breast_cancer(as_frame=True)
+    version = sy.register_dataset(
+        DATASET, bunch.frame, description="Wisconsin diagnostic breast cancer (scikit-learn)"
+    )
+    return f"{version.name}@{version.version}"
+
+
+def load_data(version: str) -> Data:
+    """Read the dataset version back (inside a run: recorded as its input) and split it."""
+    frame = sy.load_dataset(version)
+    features, target = frame.drop(columns=["target"]), frame["target"].to_numpy()
     X_train, X_test, y_train, y_test = train_test_split(
-        bunch.data, bunch.target, test_size=0.25, stratify=bunch.target, random_state=SEED
+        features, target, test_size=0.25, stratify=target, random_state=SEED
     )
-    return Data(
-        X_train,
-        X_test,
-        y_train,
-        y_test,
-        list(bunch.feature_names),
-        list(bunch.target_names),
-    )
+    return Data(X_train, X_test, y_train, y_test, version, list(load_breast_cancer().target_names))
 
 
 # ----------------------------------------------------------------------- 2. train
@@ -128,8 +142,8 @@ def cross_validate(candidate: Candidate, data: Data, progress: Progress, task: A
     """Log each fold's validation scores, with the fold number as the step."""
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
     for step, (fit_idx, val_idx) in enumerate(folds.split(data.X_train, data.y_train), start=1):
-        model = clone(candidate.estimator).fit(data.X_train[fit_idx], data.y_train[fit_idx])
-        proba = model.predict_proba(data.X_train[val_idx])[:, 1]
+        model = clone(candidate.estimator).fit(data.X_train.iloc[fit_idx], data.y_train[fit_idx])
+        proba = model.predict_proba(data.X_train.iloc[val_idx])[:, 1]
         fold = scores(data.y_train[val_idx], proba)
         sy.log_metrics({f"cv_{key}": value for key, value in fold.items()}, step=step)
         progress.advance(task)
@@ -160,8 +174,10 @@ def write_artifacts(folder: Path, data: Data, proba: np.ndarray) -> tuple[Path, 
     return predictions, report
 
 
-def train(candidate: Candidate, data: Data, progress: Progress, task: Any) -> dict[str, float]:
-    """One nested run: params, tags, per-fold metrics, test metrics, artifacts."""
+def train(
+    candidate: Candidate, data: Data, progress: Progress, task: Any
+) -> tuple[dict[str, float], int]:
+    """One nested run: params, tags, per-fold metrics, test metrics, artifacts, a model version."""
     with sy.start_run(
         experiment=EXPERIMENT,
         name=candidate.name,
@@ -182,7 +198,34 @@ def train(candidate: Candidate, data: Data, progress: Progress, task: Any) -> di
             predictions, report = write_artifacts(Path(tmp), data, proba)
             sy.log_artifact(predictions)
             sy.log_artifact(report)  # a folder: its files keep their paths below "report/"
-        return final
+        version = sy.log_model(
+            model,
+            MODEL,
+            input_example=data.X_test.head(),
+            description=f"{candidate.name}, trained on {data.version}",
+        )
+        progress.advance(task)
+        return final, version.version
+
+
+# --------------------------------------------------------------------- 4. promote
+
+
+def promote(version: int, data: Data) -> None:
+    """Make ``version`` the champion, load it back by alias, score it, export it to ONNX."""
+    sy.set_alias(MODEL, "champion", version)
+    champion = sy.load_model(f"models:/{MODEL}@champion")
+    proba = champion.predict_proba(data.X_test)[:, 1]
+    console.print(
+        f"   {champion.uri} is @champion; loaded back by alias, test ROC AUC "
+        f"{roc_auc_score(data.y_test, proba):.4f}"
+    )
+    sy.export_onnx(champion.uri)
+    onnx = sy.load_model(champion.uri, format="onnx")
+    gap = float(np.max(np.abs(onnx.predict_proba(data.X_test)[:, 1] - proba)))
+    console.print(
+        f"   exported to ONNX: largest probability difference on the test split {gap:.1e}"
+    )
 
 
 # --------------------------------------------------------------------- 3. compare
@@ -221,6 +264,9 @@ def show_best(parent_run_id: str) -> None:
     cli = shipyard_command()
     console.print(f"Look around:    {cli} runs list --experiment {EXPERIMENT}")
     console.print(f"                {cli} runs show {parent_run_id}")
+    console.print(f"                {cli} models show {MODEL}")
+    console.print(f"                {cli} models card models:/{MODEL}@champion")
+    console.print(f"                {cli} lineage dataset:{DATASET}@1")
 
 
 def shipyard_command() -> str:
@@ -233,28 +279,30 @@ def shipyard_command() -> str:
 
 def main() -> int:
     started = time.perf_counter()
-    console.rule("[bold]Shipyard example: tracking a model selection")
+    console.rule("[bold]Shipyard example: from data to a promoted model")
 
-    console.print("[bold]1. data[/]  load_breast_cancer(), 75/25 stratified split")
-    data = load_data()
-    console.print(
-        f"   {len(data.y_train)} training rows, {len(data.y_test)} test rows, "
-        f"{len(data.feature_names)} features"
-    )
+    console.print("[bold]1. data[/]  load_breast_cancer() as a dataset, 75/25 stratified split")
+    dataset = register_data()
 
     console.print("[bold]2. train[/] one nested run per candidate")
     models = candidates()
     with sy.start_run(
         experiment=EXPERIMENT, name="model-selection", tags={"role": "selection"}
     ) as parent:
+        data = load_data(dataset)
+        console.print(
+            f"   dataset:{dataset}: {len(data.y_train)} training rows, {len(data.y_test)} "
+            f"test rows, {data.X_train.shape[1]} features"
+        )
         sy.log_params(
             {
-                "dataset": "sklearn.datasets.load_breast_cancer",
+                "dataset": f"dataset:{dataset}",
                 "test_size": 0.25,
                 "candidates": ",".join(c.name for c in models),
             }
         )
         results: dict[str, dict[str, float]] = {}
+        versions: dict[str, int] = {}
         with Progress(
             TextColumn("   {task.description:<22}"),
             BarColumn(),
@@ -263,14 +311,24 @@ def main() -> int:
             console=console,
         ) as progress:
             for candidate in models:
-                task = progress.add_task(candidate.name, total=FOLDS + 1)
-                results[candidate.name] = train(candidate, data, progress, task)
+                task = progress.add_task(candidate.name, total=FOLDS + 2)
+                results[candidate.name], versions[candidate.name] = train(
+                    candidate, data, progress, task
+                )
         best = max(results, key=lambda name: results[name]["roc_auc"])
         sy.set_tags({"best_model": best})
         sy.log_metric("best_roc_auc", results[best]["roc_auc"])
     console.print(f"   best: [bold]{best}[/] (test ROC AUC {results[best]['roc_auc']:.4f})")
+    console.print(
+        f"[bold]3. register[/] models:/{MODEL}/"
+        + ", ".join(str(versions[c.name]) for c in models)
+        + " (one version per candidate, signature inferred)"
+    )
 
-    console.print("[bold]3. compare[/] search_runs(order_by=['metrics.roc_auc DESC'])")
+    console.print("[bold]4. promote[/] the best candidate's version")
+    promote(versions[best], data)
+
+    console.print("[bold]5. compare[/] search_runs(order_by=['metrics.roc_auc DESC'])")
     show_best(parent.run_id)
     console.print(f"Done in {time.perf_counter() - started:.1f}s.")
     return 0

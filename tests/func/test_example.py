@@ -11,7 +11,7 @@ import pytest
 
 import shipyard as sy
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tracking.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "end_to_end.py"
 CANDIDATES = {"logistic-regression", "random-forest"}
 FOLDS = 5
 
@@ -78,6 +78,16 @@ def test_example_tracks_a_model_selection(tmp_path: Path, monkeypatch: pytest.Mo
         "breast-cancer", filter="tags.role = 'candidate'", order_by=["metrics.roc_auc DESC"]
     ).runs[0]
     assert best.name == parent.tags["best_model"]
+
+    # Each candidate became a model version trained on the dataset; the best is the champion.
+    versions = client.model_versions("breast-cancer")
+    assert len(versions) == len(CANDIDATES)
+    assert {v.run_id for v in versions} == {r.run_id for r in children}
+    assert {v.datasets for v in versions} == {(("breast-cancer", 1),)}
+    champion = client.get_model_version("models:/breast-cancer@champion")
+    assert champion.run_id == best.run_id
+    assert set(champion.files) == {"native", "onnx"}
+    assert "models:/breast-cancer/" in result.stdout
 
 
 @pytest.mark.slow

@@ -21,10 +21,11 @@ from shipyard.cli._app import cli, main
 from shipyard.cli._audit import audit
 from shipyard.cli._data import data, lineage
 from shipyard.cli._db import db
+from shipyard.cli._models import models
 from shipyard.cli._tracking import experiments, runs
 
 __all__ = ["cli", "main"]
 
-for _command in (audit, data, db, experiments, lineage, runs):
+for _command in (audit, data, db, experiments, lineage, models, runs):
     cli.add_command(_command)
 del _command
