@@ -286,3 +286,37 @@ model_aliases = Table(
     Column("alias", String(NAME_LENGTH), primary_key=True),
     Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
 )
+
+# ---------------------------------------------------------------------------- users
+
+# People and services that call a Shipyard server. There is no default user:
+# the first is created with `shipyard users create` on the server's machine.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # "viewer", "editor" or "admin"
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+)
+
+# API tokens, ``sy_<token_id>_<secret>``. Only a hash of the secret is kept:
+# the token is shown once, when it is created, and cannot be read back.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Public and short: shown in listings and used to revoke; finds the row to compare.
+    Column("token_id", String(32), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=True),  # a label, such as "ci"
+    Column("hash", String(64), nullable=False),  # hex sha256 of the secret
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_tokens_user_id", "user_id"),
+)

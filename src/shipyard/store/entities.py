@@ -172,3 +172,37 @@ class ModelVersion:
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """Someone who may call a Shipyard server, with the role that bounds what they may do."""
+
+    name: str
+    role: str  # "viewer", "editor" or "admin"
+    disabled: bool
+    created_at: int
+    created_by: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """An API token's public record: never its secret, nor the secret's hash."""
+
+    #: Public short id, the middle of ``sy_<token_id>_<secret>``; revoke by it.
+    token_id: str
+    user: str
+    name: str | None
+    created_at: int
+    created_by: str
+    last_used_at: int | None
+    expires_at: int | None
+    revoked_at: int | None
+
+    def status(self, now: int) -> str:
+        """``active``, ``revoked`` or ``expired`` at ``now`` (ms since the epoch)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import copy
+import dataclasses
 import json
 import os
 import time
@@ -33,6 +35,8 @@ from shipyard.store.entities import (
     Run,
     RunPage,
     RunStatus,
+    Token,
+    User,
 )
 from shipyard.tracking import _filter, _validate
 
@@ -78,6 +82,13 @@ class Client:
     @property
     def actor(self) -> str:
         return self.settings.actor
+
+    def as_actor(self, actor: str) -> Client:
+        """This client acting for ``actor``: same store, blobs and caches; its writes are audited
+        under that name (the server uses one per authenticated user)."""
+        clone = copy.copy(self)
+        clone.settings = dataclasses.replace(self.settings, actor=actor)
+        return clone
 
     @property
     def blobs(self) -> BlobStore:
@@ -395,6 +406,102 @@ class Client:
 
         return audit.verify(self.store)
 
+    # ----------------------------------------------------------------- users, tokens
+
+    def create_user(self, name: str, role: str) -> User:
+        """Add a user who may call a server with ``role`` (viewer, editor or admin)."""
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        args = _users.user_name(name), _users.role(role)
+        with self.store.write(self.actor) as tx:
+            return users_repo.create_user(tx, *args, now=_now_ms())
+
+    def get_user(self, name: str) -> User:
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        with self.store.read() as conn:
+            return users_repo.get_user(conn, _users.user_name(name))
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+        from shipyard.store import users as users_repo
+
+        with self.store.read() as conn:
+            return users_repo.list_users(conn)
+
+    def set_user_role(self, name: str, role: str) -> User:
+        """Change a user's role; it applies to their next request, with every token they hold."""
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        args = _users.user_name(name), _users.role(role)
+        with self.store.write(self.actor) as tx:
+            return users_repo.set_role(tx, *args)
+
+    def disable_user(self, name: str, disabled: bool = True) -> User:
+        """Disable a user (none of their tokens works any more), or enable them again."""
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        checked = _users.user_name(name)
+        with self.store.write(self.actor) as tx:
+            return users_repo.set_disabled(tx, checked, bool(disabled))
+
+    def create_token(
+        self, user: str, name: str | None = None, *, expires_days: int | None = None
+    ) -> tuple[Token, str]:
+        """A new API token for ``user``: its record, and the token text ``sy_<id>_<secret>``.
+
+        The text is returned only here: the store keeps a hash of the secret, so
+        it cannot be shown again. A lost token is revoked and replaced.
+        """
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        checked = _users.user_name(user)
+        label = _users.token_label(name)
+        days = _users.expires_days(expires_days)
+        now = _now_ms()
+        expires_at = None if days is None else now + days * 86_400_000
+        with self.store.write(self.actor) as tx:
+            return users_repo.create_token(tx, checked, name=label, expires_at=expires_at, now=now)
+
+    def list_tokens(self, user: str | None = None) -> list[Token]:
+        """Token records (never a secret or its hash), oldest first; one user's with ``user``."""
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        checked = None if user is None else _users.user_name(user)
+        with self.store.read() as conn:
+            return users_repo.list_tokens(conn, checked)
+
+    def revoke_token(self, token_id: str) -> Token:
+        """Revoke a token by its id; every server refuses it from the next request on."""
+        from shipyard.governance import _users
+        from shipyard.store import users as users_repo
+
+        checked = _users.token_id(token_id)
+        with self.store.write(self.actor) as tx:
+            return users_repo.revoke_token(tx, checked, now=_now_ms())
+
+    def authenticate(self, token: str) -> User | None:
+        """The user a token belongs to, or None when it is malformed, unknown, revoked or
+        expired, or its user is disabled. Reads the store every time: nothing is cached."""
+        from shipyard.store import users as users_repo
+
+        now = _now_ms()
+        with self.store.read() as conn:
+            found = users_repo.authenticate(conn, token, now=now)
+        if found is None:
+            return None
+        user, record = found
+        if record.last_used_at is None or now - record.last_used_at >= users_repo.TOUCH_INTERVAL_MS:
+            with self.store.write(self.actor) as tx:
+                users_repo.touch(tx.conn, record.token_id, now=now)
+        return user
+
     # --------------------------------------------------------------- model registry
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -486,6 +593,35 @@ class Client:
         with self.store.write(self.actor) as tx:
             models_repo.update_model(tx, name, description=description, tags=tags)
             return models_repo.get_model(tx.conn, name)
+
+    # ------------------------------------------------------ artifacts, one at a time
+
+    def get_artifact(self, run_id: str, path: str) -> Artifact:
+        """The artifact stored at exactly ``path`` (a file, not a folder) of ``run_id``."""
+        logical = str(_files.safe_relative_path(path))
+        pk = self._run_pk(run_id)
+        with self.store.read() as conn:
+            return artifacts_repo.get(conn, run_id, pk, logical)
+
+    def log_artifact_stream(
+        self, run_id: str, name: str, chunks: Iterable[bytes | bytearray | memoryview]
+    ) -> Artifact:
+        """Store bytes arriving in chunks as the artifact ``name`` of ``run_id``.
+
+        Memory stays bounded by one chunk. If iterating ``chunks`` raises (a
+        truncated upload, a digest that does not match), the blob is not
+        stored and nothing is recorded. The run is checked before any byte is read.
+        """
+        logical = str(_files.safe_relative_path(name))
+        pk = self._run_pk(run_id)
+        with self.blobs.writer() as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+        assert sink.info is not None
+        artifact = Artifact(logical, sink.info.digest, sink.info.size)
+        with self.store.write(self.actor) as tx:
+            artifacts_repo.record(tx, run_id, pk, [artifact])
+        return artifact
 
 
 def _collect_files(source: Path) -> list[tuple[str, Path]]:

@@ -1,0 +1,11 @@
+"""The REST API's routers, one module per domain; ``create_app`` mounts them under /api/v1.
+
+Every route declares the least role it needs (``principal: Viewer``, ``Editor``
+or ``Admin``, see ``_common``) and calls the Client acting for the caller.
+"""
+
+from shipyard.server._routes import datasets, governance, models, tracking
+
+ROUTERS = [tracking.router, datasets.router, models.router, governance.router]
+
+__all__ = ["ROUTERS"]

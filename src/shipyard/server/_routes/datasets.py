@@ -1,0 +1,201 @@
+"""Datasets: versions with schema, profile and validation; contracts; Parquet down and up; diffs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from shipyard import data
+from shipyard.data._register import check_name
+from shipyard.errors import InvalidInput, NotFound
+from shipyard.server import _schemas as s
+from shipyard.server._routes._common import (
+    ERROR_RESPONSES,
+    UPLOAD_BODY,
+    Editor,
+    MaxResults,
+    PageToken,
+    Upload,
+    Viewer,
+    download_responses,
+    page,
+    stream_blob,
+)
+from shipyard.tracking import Client
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+
+PARQUET = "application/vnd.apache.parquet"
+#: Content types an upload may declare, and the format each means.
+UPLOAD_TYPES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    PARQUET: "parquet",
+    "application/x-parquet": "parquet",
+}
+
+DatasetName = Annotated[
+    str, Path(max_length=128, description="The dataset's name.", examples=["credit"])
+]
+Version = Annotated[int, Path(ge=1, le=s.MAX_INT, description="A version number.", examples=[1])]
+
+
+@router.get("", response_model=s.Page[s.Dataset])
+def list_datasets(
+    request: Request,
+    principal: Viewer,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
+) -> object:
+    """Datasets by name, each with its newest version number."""
+    found = data.list_datasets(client=principal.client(request))
+    return page(found, max_results, page_token)
+
+
+@router.get("/{name}", response_model=s.Dataset)
+def get_dataset(name: DatasetName, request: Request, principal: Viewer) -> object:
+    check_name(name)  # a malformed name is refused, not looked for
+    for found in data.list_datasets(client=principal.client(request)):
+        if found.name == name:
+            return found
+    raise NotFound("dataset", name, hint="List datasets with GET /api/v1/datasets.")
+
+
+@router.get("/{name}/versions", response_model=s.Page[s.DatasetVersionSummary])
+def list_versions(
+    name: DatasetName,
+    request: Request,
+    principal: Viewer,
+    max_results: MaxResults = 100,
+    page_token: PageToken = None,
+) -> object:
+    """The dataset's versions, oldest first, without their profiles (get one for that)."""
+    versions = data.dataset_versions(name, client=principal.client(request))
+    if not versions:
+        get_dataset(name, request, principal)  # NotFound for a dataset that does not exist
+    return page(versions, max_results, page_token)
+
+
+@router.get("/{name}/versions/{version}", response_model=s.DatasetVersion)
+def get_version(name: DatasetName, version: Version, request: Request, principal: Viewer) -> object:
+    """One version: schema, profile (per-column statistics) and contract check."""
+    return data.get_dataset(name, version, client=principal.client(request))
+
+
+@router.post(
+    "/{name}/versions",
+    response_model=s.DatasetVersion,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=UPLOAD_BODY,
+)
+async def register_version(
+    name: DatasetName,
+    request: Request,
+    principal: Editor,
+    format: Annotated[
+        Literal["csv", "parquet"] | None,
+        Query(description="The body's format; default: from its Content-Type."),
+    ] = None,
+    description: Annotated[str | None, Query(max_length=s.MAX_DESCRIPTION_LENGTH)] = None,
+    strict: Annotated[
+        bool | None,
+        Query(description="Refuse (true) or store with a report (false) on a failed check."),
+    ] = None,
+) -> object:
+    """Register the body (a CSV or Parquet file) as a new version of dataset ``name``.
+
+    The body is streamed to a temporary file (bounded memory), checked against
+    Content-Length and ``X-Shipyard-Digest`` if sent, then profiled, checked
+    against the dataset's contract and stored. Equal rows return the version
+    that holds them already.
+    """
+    check_name(name)
+    chosen = format or UPLOAD_TYPES.get(
+        request.headers.get("content-type", "").split(";")[0].strip().lower()
+    )
+    if chosen is None:
+        raise InvalidInput(
+            "Cannot tell whether the upload is CSV or Parquet.",
+            hint=f"Pass ?format=csv or ?format=parquet, or Content-Type text/csv or {PARQUET}.",
+        )
+    upload = Upload(request)
+    client = principal.client(request)
+    return await run_in_threadpool(_register, client, name, upload, chosen, description, strict)
+
+
+def _register(
+    client: Client,
+    name: str,
+    upload: Upload,
+    format: str,
+    description: str | None,
+    strict: bool | None,
+) -> object:
+    with tempfile.TemporaryDirectory(prefix="shipyard-upload-") as folder:
+        path = FilePath(folder) / f"{name}.{format}"
+        with open(path, "wb") as out:
+            for block in upload:
+                out.write(block)
+        try:
+            return data.register_dataset(
+                name, path, description=description, strict=strict, client=client
+            )
+        except UnicodeDecodeError as exc:  # pyarrow reading a CSV header that is not UTF-8
+            raise InvalidInput(
+                f"The uploaded {format.upper()} file is not UTF-8 text: {exc.reason} at byte "
+                f"{exc.start}.",
+                hint="Send CSV encoded as UTF-8, or Parquet with ?format=parquet.",
+            ) from None
+
+
+@router.get(
+    "/{name}/versions/{version}/data",
+    response_class=StreamingResponse,
+    responses=download_responses(PARQUET),
+)
+def download_version(
+    name: DatasetName, version: Version, request: Request, principal: Viewer
+) -> StreamingResponse:
+    """The version's rows as the stored Parquet file, with ``X-Shipyard-Digest``."""
+    client = principal.client(request)
+    found = data.get_dataset(name, version, client=client)
+    return stream_blob(
+        client.blobs.open(found.digest),
+        found.digest,
+        found.bytes,
+        PARQUET,
+        filename=f"{found.name}-{found.version}.parquet",
+    )
+
+
+@router.get("/{name}/contract", response_model=s.DatasetContract)
+def get_contract(name: DatasetName, request: Request, principal: Viewer) -> object:
+    """The dataset's current contract, as YAML."""
+    text = data.dataset_contract(name, client=principal.client(request))
+    return s.DatasetContract(name=name, contract=text)
+
+
+@router.put("/{name}/contract", response_model=s.ContractStored)
+def set_contract(
+    name: DatasetName, body: s.ContractUpdate, request: Request, principal: Editor
+) -> object:
+    """Store a new version of the contract (checked first); the same text stores nothing new."""
+    number = data.set_dataset_contract(name, body.contract, client=principal.client(request))
+    return s.ContractStored(name=name, contract_version=number)
+
+
+@router.get("/{name}/diff", response_model=s.DatasetDiff)
+def diff_versions(
+    name: DatasetName,
+    request: Request,
+    principal: Viewer,
+    old: Annotated[int, Query(ge=1, le=s.MAX_INT)],
+    new: Annotated[int, Query(ge=1, le=s.MAX_INT)],
+) -> object:
+    """Schema, row-count and per-column distribution changes from ``old`` to ``new``."""
+    return data.diff_datasets(name, old, new, client=principal.client(request))
