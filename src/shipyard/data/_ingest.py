@@ -264,6 +264,12 @@ def _open_csv(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         )
     except pa.ArrowInvalid as exc:
         raise _csv_error(path, exc, delimiter, None) from exc
+    except UnicodeDecodeError as exc:  # column names are decoded as UTF-8
+        raise InvalidInput(
+            f"The header of {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+            f"at offset {exc.start}).",
+            hint="Save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`.",
+        ) from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
         while True:

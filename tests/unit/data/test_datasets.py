@@ -151,6 +151,10 @@ BAD_SOURCES = {
         ),
         "line 102, column 'a': 'oops' is not a number",
     ),
+    "header not utf-8": (
+        lambda tmp: _write(tmp, "latin1.csv", b"caf\xe9,b\n1,2\n"),
+        "not UTF-8 text .*0xe9",
+    ),
     "unsupported format": (
         lambda tmp: _write(tmp, "data.xlsx", b"PK\x03\x04"),
         "Unsupported file format",

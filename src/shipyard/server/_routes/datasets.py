@@ -141,16 +141,9 @@ def _register(
         with open(path, "wb") as out:
             for block in upload:
                 out.write(block)
-        try:
-            return data.register_dataset(
-                name, path, description=description, strict=strict, client=client
-            )
-        except UnicodeDecodeError as exc:  # pyarrow reading a CSV header that is not UTF-8
-            raise InvalidInput(
-                f"The uploaded {format.upper()} file is not UTF-8 text: {exc.reason} at byte "
-                f"{exc.start}.",
-                hint="Send CSV encoded as UTF-8, or Parquet with ?format=parquet.",
-            ) from None
+        return data.register_dataset(
+            name, path, description=description, strict=strict, client=client
+        )
 
 
 @router.get(
