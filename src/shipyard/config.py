@@ -71,6 +71,12 @@ SETTINGS: tuple[_Setting, ...] = (
     ),
     _Setting("actor", str, "Name recorded as the actor of audit events.", "the OS user name"),
     _Setting(
+        "token",
+        str,
+        "API token sent to a Shipyard server when `uri` is `http(s)://...` (from `shipyard tokens create`).",
+        "",
+    ),
+    _Setting(
         "flush_interval",
         _positive_float,
         "Seconds between background flushes of buffered metric points.",
@@ -104,6 +110,8 @@ class Settings:
     artifacts: str
     s3_endpoint_url: str
     actor: str
+    #: Never shown in a repr: it is a credential.
+    token: str = dataclasses.field(repr=False)
     flush_interval: float
     flush_size: int
     heartbeat_interval: float
@@ -151,6 +159,7 @@ class Settings:
             artifacts=raw["artifacts"] or str(home / "blobs"),
             s3_endpoint_url=raw["s3_endpoint_url"] or "",
             actor=raw["actor"] or _os_user(),
+            token=raw["token"] or "",
             flush_interval=raw["flush_interval"] or 1.0,
             flush_size=raw["flush_size"] or 1000,
             heartbeat_interval=raw["heartbeat_interval"] or 10.0,

@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[tuple[Any, Any, str], tuple[Any, Any, Any]]] = {
     "artifacts": (("/u/blobs", "/p/blobs", "s3://bucket/prefix"),) * 2,
     "s3_endpoint_url": (("http://u:9000", "http://p:9000", "http://127.0.0.1:5000"),) * 2,
     "actor": (("user-file", "project-file", "env"),) * 2,
+    "token": (("sy_u_1", "sy_p_2", "sy_e_3"),) * 2,
     "flush_interval": ((0.5, 2, "3.25"), (0.5, 2.0, 3.25)),
     "flush_size": ((10, 20, "30"), (10, 20, 30)),
     "heartbeat_interval": ((1.5, 2.5, "3.5"), (1.5, 2.5, 3.5)),

@@ -13,10 +13,8 @@ from typing import Any, Literal
 from shipyard.data import _register
 from shipyard.data._contract import Contract, ValidationReport
 from shipyard.data._diff import DatasetDiff, diff
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import InvalidInput
 from shipyard.governance.lineage import Lineage
-from shipyard.governance.lineage import lineage as lineage_graph
-from shipyard.store import datasets as datasets_repo
 from shipyard.store.entities import Dataset, DatasetVersion
 from shipyard.tracking import Client, active_run
 
@@ -27,7 +25,8 @@ def _client_and_run(client: Client | None) -> tuple[Client, str | None]:
     run = active_run()
     if client is None:
         client = run.client if run is not None else Client()
-    run_id = run.run_id if run is not None and run.client.store is client.store else None
+    same = run is not None and run.client._store_key() == client._store_key()
+    run_id = run.run_id if run is not None and same else None
     return client, run_id
 
 
@@ -63,8 +62,7 @@ def register_dataset(
     version is stored with its report.
     """
     client, run_id = _client_and_run(client)
-    return _register.register(
-        client,
+    return client._register_dataset(
         name,
         data,
         description=description,
@@ -81,10 +79,7 @@ def get_dataset(
     """A version's record (schema, profile, validation); the newest without a version."""
     name, ref_version = parse_ref(ref)
     client, _ = _client_and_run(client)
-    with client.store.read() as conn:
-        return datasets_repo.get_version(
-            conn, name, version if version is not None else ref_version
-        )
+    return client.get_dataset_version(name, version if version is not None else ref_version)
 
 
 def load_dataset(
@@ -106,41 +101,26 @@ def load_dataset(
         raise InvalidInput(f"format must be 'pandas' or 'arrow'; got {format!r}.")
     found = get_dataset(ref, version, client=client)
     client, run_id = _client_and_run(client)
-    table = pq.read_table(pa.BufferReader(client.blobs.get(found.digest)))
+    table = pq.read_table(pa.BufferReader(client._dataset_bytes(found)))
     if run_id is not None:
-        with client.store.write(client.actor) as tx:
-            datasets_repo.record_input(
-                tx, run_id, client._run_pk(run_id), found.name, found.version
-            )
+        client.record_input(run_id, found.name, found.version)
     return table.to_pandas() if format == "pandas" else table
 
 
 def list_datasets(*, client: Client | None = None) -> list[Dataset]:
     client, _ = _client_and_run(client)
-    with client.store.read() as conn:
-        return datasets_repo.list_datasets(conn)
+    return client.list_datasets()
 
 
 def dataset_versions(name: str, *, client: Client | None = None) -> list[DatasetVersion]:
     client, _ = _client_and_run(client)
-    with client.store.read() as conn:
-        return datasets_repo.list_versions(conn, _register.check_name(name))
+    return client.dataset_versions(_register.check_name(name))
 
 
 def dataset_contract(name: str, *, client: Client | None = None) -> str:
     """The dataset's current contract as YAML."""
     client, _ = _client_and_run(client)
-    with client.store.read() as conn:
-        dataset_pk = datasets_repo.dataset_id(conn, _register.check_name(name))
-        if dataset_pk is None:
-            raise NotFound("dataset", name, hint="List datasets with `shipyard data list`.")
-        current = datasets_repo.latest_contract(conn, dataset_pk)
-    if current is None:
-        raise InvalidInput(
-            f"Dataset {name!r} has no contract yet.",
-            hint="Register a first version: its contract is inferred from it.",
-        )
-    return current[1]
+    return client.dataset_contract(_register.check_name(name))
 
 
 def set_dataset_contract(
@@ -153,14 +133,7 @@ def set_dataset_contract(
         else Contract.from_yaml(contract, source="the new contract")
     )
     client, _ = _client_and_run(client)
-    with client.store.write(client.actor) as tx:
-        dataset_pk = datasets_repo.dataset_id(tx.conn, _register.check_name(name))
-        if dataset_pk is None:
-            raise InvalidInput(
-                f"No dataset {name!r}.",
-                hint="Register a first version before editing its contract.",
-            )
-        return datasets_repo.add_contract(tx, dataset_pk, name, parsed.to_yaml())
+    return client.set_dataset_contract(_register.check_name(name), parsed.to_yaml())
 
 
 def validate_dataset(
@@ -174,7 +147,7 @@ def validate_dataset(
 def lineage(ref: str, *, depth: int = 25, client: Client | None = None) -> Lineage:
     """Upstream and downstream of ``dataset:NAME@VERSION`` or ``run:RUN_ID``, as a graph."""
     client, _ = _client_and_run(client)
-    return lineage_graph(client.store, ref, stale_before=client._stale_before(), depth=depth)
+    return client.lineage(ref, depth=depth)
 
 
 def diff_datasets(name: str, old: int, new: int, *, client: Client | None = None) -> DatasetDiff:
@@ -215,7 +188,7 @@ def export_dataset(
         raise InvalidInput(f"Export needs a version: {name}@VERSION.")
     found = get_dataset(name, version, client=client)
     client, _ = _client_and_run(client)
-    blob = client.blobs.get(found.digest)
+    blob = client._dataset_bytes(found)
     with atomic_open(target) as out:
         if chosen == "parquet":
             out.write(blob)

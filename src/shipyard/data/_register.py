@@ -22,7 +22,7 @@ import pyarrow as pa
 from shipyard.data._contract import Contract, ContractChecker, ValidationReport, infer_contract
 from shipyard.data._ingest import Source, fingerprint, open_source
 from shipyard.data._profile import Profiler
-from shipyard.errors import InvalidInput
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.store import datasets as datasets_repo
 from shipyard.store.entities import DatasetVersion
 
@@ -232,14 +232,14 @@ def validate(
     source = open_source(data)
     active = _contract_from(contract)
     if active is None:
-        with client.store.read() as conn:
-            current = datasets_repo.latest_contract(conn, datasets_repo.dataset_id(conn, name))
-        if current is None:
+        try:
+            current = client.dataset_contract(name)
+        except (NotFound, InvalidInput):
             raise InvalidInput(
                 f"Dataset {name!r} has no contract to validate against.",
                 hint="Register a first version (its contract is inferred) or pass a contract.",
-            )
-        active = Contract.from_yaml(current[1], source=f"contract of {name!r}")
+            ) from None
+        active = Contract.from_yaml(current, source=f"contract of {name!r}")
     checker = ContractChecker(active, source.schema)
     rows = 0
     for batch in source.batches:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shipyard.errors import InvalidInput, NotFound, PermissionDenied
 from shipyard.models import _environment, _flavors, _uri
 from shipyard.models._signature import Signature, infer_signature
-from shipyard.store import models as models_repo
 from shipyard.store.entities import ModelFile, ModelVersion
 from shipyard.tracking import Client, _validate, active_run
 
@@ -24,13 +23,13 @@ EXAMPLE_ROWS = 5
 FORMATS = ("native", "onnx")
 
 
-def _client_and_run(client: Client | None) -> tuple[Client, str | None, int | None]:
+def _client_and_run(client: Client | None) -> tuple[Client, str | None]:
     run = active_run()
     if client is None:
         client = run.client if run is not None else Client()
-    if run is not None and run.client.store is client.store:
-        return client, run.run_id, client._run_pk(run.run_id)
-    return client, None, None
+    if run is not None and run.client._store_key() == client._store_key():
+        return client, run.run_id
+    return client, None
 
 
 def log_model(
@@ -67,29 +66,98 @@ def log_model(
         raise InvalidInput(
             f"signature must be a Signature or its dict; got {type(signature).__name__}."
         )
-    client, run_id, run_pk = _client_and_run(client)
+    client, run_id = _client_and_run(client)
     with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
         saved = flavor.save(
             model, Path(tmp), allow_pickle=allow_pickle, trusted_types=tuple(trusted_types)
         )
-        # Stored before the metadata: a failure after this leaves an unreferenced
-        # blob (content-addressed, harmless), never a version without its bytes.
-        info = client.blobs.put(saved.path)
-    native = ModelFile("native", saved.serialization, info.digest, info.size, dict(saved.meta))
-    with client.store.write(client.actor) as tx:
-        return models_repo.register_version(
-            tx,
+        return client._register_model_version(
             name,
+            saved.path,
+            serialization=saved.serialization,
+            meta=saved.meta,
             flavor=flavor.name,
-            native=native,
             environment=_environment.capture(flavor.packages(model)),
             signature=None if chosen is None else chosen.to_dict(),
             input_example=None if input_example is None else _example_records(input_example),
             description=description,
             tags=tags,
             run_id=run_id,
-            run_pk=run_pk,
         )
+
+
+def store_model_file(
+    client: Client, name: str, chunks: Iterable[bytes | bytearray | memoryview]
+) -> tuple[str, int]:
+    """Store a model file arriving in chunks (a server's upload); return its digest and size.
+
+    If iterating ``chunks`` raises (a truncated upload, a digest that does not
+    match), nothing is stored. Register it with :func:`register_stored_file`.
+    """
+    _uri.check_name(name)
+    with client.blobs.writer() as sink:
+        size = 0
+        for chunk in chunks:
+            size += sink.write(chunk)
+        if size == 0:  # raised inside the writer: nothing is stored
+            raise InvalidInput("The model file is empty.", hint="Send the file as the body.")
+    assert sink.info is not None
+    return sink.info.digest, sink.info.size
+
+
+def register_stored_file(
+    client: Client,
+    name: str,
+    *,
+    flavor: str,
+    serialization: str,
+    digest: str,
+    size: int,
+    meta: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    signature: Mapping[str, Any] | None,
+    input_example: Sequence[Mapping[str, Any]] | None,
+    description: str | None,
+    tags: Mapping[str, str] | None,
+    run_id: str | None,
+) -> ModelVersion:
+    """Register a stored file as the next version of ``name`` (what a remote log_model sends).
+
+    The file is checked first: it must be stored, ``size`` bytes long, and hash to
+    ``digest`` now; the flavor and signature must be ones Shipyard knows.
+    """
+    from shipyard.models._flavors import FLAVORS
+
+    _uri.check_name(name)
+    if flavor not in FLAVORS:
+        raise InvalidInput(
+            f"Unknown model flavor {flavor!r}.", hint=f"Known flavors: {', '.join(FLAVORS)}."
+        )
+    if serialization not in ("skops", "onnx", "pickle"):
+        raise InvalidInput(
+            f"Unknown serialization {serialization!r}; expected skops, onnx or pickle."
+        )
+    if not client.blobs.exists(digest):
+        raise NotFound(
+            "model file", digest, hint=f"Upload it first: POST /api/v1/models/{name}/files."
+        )
+    stored = client.blobs.size(digest)
+    if stored != size:
+        raise InvalidInput(f"The stored file {digest} has {stored:,} bytes, not {size:,}.")
+    client.blobs.verify(digest)  # IntegrityError unless the stored bytes hash to the digest
+    checked = None if signature is None else Signature.from_dict(signature).to_dict()
+    native = ModelFile("native", serialization, digest, size, dict(meta))
+    return client._record_model_version(
+        name,
+        flavor=flavor,
+        native=native,
+        environment=dict(environment),
+        signature=checked,
+        input_example=None if input_example is None else [dict(r) for r in input_example],
+        description=description,
+        tags=_validate.text_mapping("tag", tags),
+        run_id=run_id,
+    )
 
 
 def _example_records(example: Any) -> list[dict[str, Any]]:
@@ -108,11 +176,9 @@ def _example_records(example: Any) -> list[dict[str, Any]]:
 
 def resolve(uri: str, *, client: Client | None = None) -> ModelVersion:
     """The version a ``models:/`` URI names (an alias resolved now)."""
-    ref = _uri.parse(uri)
-    client, _, _ = _client_and_run(client)
-    with client.store.read() as conn:
-        version = ref.version or models_repo.resolve_alias(conn, ref.name, ref.alias or "")
-        return models_repo.get_version(conn, ref.name, version)
+    _uri.parse(uri)  # a malformed URI is refused before any lookup
+    client, _ = _client_and_run(client)
+    return client.get_model_version(uri)
 
 
 class LoadedModel:
@@ -174,7 +240,7 @@ def load_model(
     """
     if format not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}; got {format!r}.")
-    client, _, _ = _client_and_run(client)
+    client, _ = _client_and_run(client)
     version = resolve(uri, client=client)
     file = version.files.get(format)
     if file is None:
@@ -192,7 +258,9 @@ def load_model(
     flavor = _flavors.get_flavor("onnx" if format == "onnx" else version.flavor)
     with tempfile.TemporaryDirectory(prefix="shipyard-load-") as tmp:
         path = Path(tmp) / "model"
-        client.blobs.download(file.digest, path)
+        # Embedded: copied from the blob store; remote: streamed from the server. Either
+        # way verified against the registered digest before a byte is deserialised.
+        client._download_model_file(version, file, path)
         model = flavor.load(path, file.meta, allow_pickle=allow_pickle)
     return LoadedModel(model, version, format)
 
@@ -202,11 +270,11 @@ def load_model(
 
 def set_alias(name: str, alias: str, version: int, *, client: Client | None = None) -> None:
     """Point ``alias`` of model ``name`` at ``version`` (audited with the previous version)."""
-    client, _, _ = _client_and_run(client)
+    client, _ = _client_and_run(client)
     client.set_alias(name, alias, version)
 
 
 def delete_alias(name: str, alias: str, *, client: Client | None = None) -> None:
     """Remove ``alias`` from model ``name`` (audited with the version it pointed at)."""
-    client, _, _ = _client_and_run(client)
+    client, _ = _client_and_run(client)
     client.delete_alias(name, alias)

@@ -55,7 +55,7 @@ def model_card(uri: str, *, format: str = "markdown", client: Client | None = No
         raise InvalidInput(
             f"A model card's format is one of {', '.join(CARD_FORMATS)}; got {format!r}."
         )
-    client, _, _ = _api._client_and_run(client)
+    client, _ = _api._client_and_run(client)
     version = _api.resolve(uri, client=client)
     text = _markdown(version, client)
     return text if format == "markdown" else _html(version, text)

@@ -112,7 +112,7 @@ def export_onnx(
         or not (0 <= tolerance < float("inf"))
     ):
         raise InvalidInput(f"tolerance must be a finite number >= 0; got {tolerance!r}.")
-    client, _, _ = _api._client_and_run(client)
+    client, _ = _api._client_and_run(client)
     version = _api.resolve(uri, client=client)  # an alias is resolved once, here
     _require_exportable(version)
     signature = _require_example(version)
@@ -483,7 +483,7 @@ def export_folder(
         raise InvalidInput(f"format must be one of {', '.join(FOLDER_FORMATS)}; got {format!r}.")
     target = Path(out)
     _require_free(target)
-    client, _, _ = _api._client_and_run(client)
+    client, _ = _api._client_and_run(client)
     version = _api.resolve(uri, client=client)
     if format == "onnx" and "onnx" not in version.files:
         version = export_onnx(version.uri, allow_pickle=allow_pickle, client=client)
@@ -519,7 +519,7 @@ def _write_folder(folder: Path, version: ModelVersion, file_format: str, client:
         if file_format == "onnx"
         else _NATIVE_FILE_NAMES.get(file.serialization, "model.bin")
     )
-    client.blobs.download(file.digest, folder / name)  # verified against the digest
+    client._download_model_file(version, file, folder / name)  # verified against the digest
 
     def write(relative: str, text: str) -> None:
         _files.atomic_write(folder / relative, text.encode("utf-8"))

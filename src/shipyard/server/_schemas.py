@@ -178,10 +178,8 @@ class RunCreate(Request):
     name: Name | None = None
     tags: Annotated[dict[Key, TextValue], Field(max_length=MAX_TAGS_PER_BATCH)] | None = None
     parent_run_id: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
-
-
-class RunEnd(Request):
-    status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED"
+    #: Expect heartbeats (``POST /runs/{id}/heartbeat``): the run shows FAILED once they stop.
+    heartbeat: StrictBool = False
 
 
 class MetricPoint(Request):
@@ -215,6 +213,29 @@ class LogParams(Request):
 
 class SetTags(Request):
     tags: Tags
+
+
+class RunEnd(Request):
+    status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED"
+    #: Points written in the same transaction that ends the run (a client's last buffer).
+    metrics: Annotated[list[MetricPoint], Field(max_length=MAX_METRICS_PER_BATCH)] = []
+
+
+class Heartbeat(Response):
+    run_id: str
+    #: When the server recorded it.
+    time: int
+
+
+class RunInputCreate(Request):
+    dataset: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    version: _int(1, MAX_INT)  # type: ignore[valid-type]
+
+
+class RunInput(Response):
+    run_id: str
+    dataset: str
+    version: int
 
 
 class Logged(Response):
@@ -368,6 +389,35 @@ class ModelUpdate(Request):
     description: Description | None = None
     #: Tags to add or change (others are kept).
     tags: Annotated[dict[Key, Text], Field(max_length=MAX_TAGS_PER_BATCH)] | None = None
+
+
+class StoredFile(Response):
+    """An uploaded file, stored under its digest (register it with ``POST .../versions``)."""
+
+    digest: str
+    size: int
+
+
+class ModelFileCreate(Request):
+    serialization: Literal["skops", "onnx", "pickle"]
+    digest: Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    size: _int(0, MAX_INT)  # type: ignore[valid-type]
+    #: What the flavor needs to load the file (as ``shipyard.models`` wrote it).
+    meta: Annotated[dict[str, Any], Field(max_length=100)] = {}
+
+
+class ModelVersionCreate(Request):
+    """A new version whose native file was uploaded with ``POST /models/{name}/files``."""
+
+    flavor: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    file: ModelFileCreate
+    environment: Annotated[dict[str, Any], Field(max_length=100)] = {}
+    signature: dict[str, Any] | None = None
+    input_example: Annotated[list[dict[str, Any]], Field(max_length=100)] | None = None
+    description: Description | None = None
+    tags: Annotated[dict[Key, Text], Field(max_length=MAX_TAGS_PER_BATCH)] = {}
+    #: The run that trained it: the version records the run and the datasets it read.
+    run_id: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
 
 
 class ModelFile(Response):

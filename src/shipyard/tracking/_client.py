@@ -28,8 +28,11 @@ from shipyard.store import search as search_repo
 from shipyard.store.entities import (
     Artifact,
     AuditEvent,
+    Dataset,
+    DatasetVersion,
     Experiment,
     Metric,
+    ModelFile,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -43,8 +46,10 @@ from shipyard.tracking import _filter, _validate
 if TYPE_CHECKING:
     from shipyard.blobs import BlobStore
     from shipyard.governance.audit import AuditReport
+    from shipyard.governance.lineage import Lineage
 
 MAX_RESULTS_LIMIT = 50_000
+SERVER_SCHEMES = ("http://", "https://")
 MetricLike = Metric | tuple[str, float] | tuple[str, float, int] | tuple[str, float, int, int]
 
 
@@ -55,6 +60,23 @@ class Client:
     ``SHIPYARD_HOME``...); ``uri`` and ``artifacts`` override them.
     """
 
+    def __new__(
+        cls,
+        uri: str | None = None,
+        *,
+        artifacts: str | None = None,
+        settings: Settings | None = None,
+    ) -> Client:
+        """``Client(...)`` is a :class:`~shipyard.tracking._remote.RemoteClient` when the
+        resolved URI is ``http(s)://``: the same API, served by a Shipyard server."""
+        if cls is Client:
+            resolved = settings or Settings.load(uri=uri, artifacts=artifacts)
+            if is_server_uri(resolved.uri):
+                from shipyard.tracking._remote import RemoteClient
+
+                return super().__new__(RemoteClient)
+        return super().__new__(cls)
+
     def __init__(
         self,
         uri: str | None = None,
@@ -63,11 +85,12 @@ class Client:
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or Settings.load(uri=uri, artifacts=artifacts)
-        if self.settings.uri.startswith(("http://", "https://")):
+        if is_server_uri(self.settings.uri):
             raise ConfigError(
-                f"The store URI {self.settings.uri!r} names a Shipyard server; this version "
-                "only opens stores directly.",
-                hint="Use sqlite:///... or postgresql+psycopg://... for SHIPYARD_URI.",
+                f"The store URI {self.settings.uri!r} names a Shipyard server, which this "
+                f"{type(self).__name__} cannot open directly.",
+                hint="Use shipyard.Client(...) for a server, or sqlite:///... or "
+                "postgresql+psycopg://... to open a store.",
             )
         self.store: Store = open_store(self.settings.uri)
         self._blobs: BlobStore | None = None
@@ -79,9 +102,24 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(uri={self.store.engine.url.render_as_string(hide_password=True)!r})"
 
+    def __copy__(self) -> Client:
+        # Never through __new__: a copy keeps its class whatever the settings say now.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     @property
     def actor(self) -> str:
         return self.settings.actor
+
+    @property
+    def closed(self) -> bool:
+        """True once the store was closed by its owner: the client cannot be used any more."""
+        return self.store.closed
+
+    def _store_key(self) -> object:
+        """Equal for two clients that reach the same store (lineage may link across them)."""
+        return id(self.store)
 
     def as_actor(self, actor: str) -> Client:
         """This client acting for ``actor``: same store, blobs and caches; its writes are audited
@@ -622,6 +660,137 @@ class Client:
         with self.store.write(self.actor) as tx:
             artifacts_repo.record(tx, run_id, pk, [artifact])
         return artifact
+
+    # ------------------------------------------------------------------------ datasets
+    # The dataset and registry functions (shipyard.data, shipyard.models) call these, so a
+    # RemoteClient can serve them over HTTP; the domain logic stays in those packages.
+
+    def list_datasets(self) -> list[Dataset]:
+        """Datasets by name, each with its newest version number."""
+        from shipyard.store import datasets as datasets_repo
+
+        with self.store.read() as conn:
+            return datasets_repo.list_datasets(conn)
+
+    def get_dataset_version(self, name: str, version: int | None = None) -> DatasetVersion:
+        """A dataset version's record; the newest without ``version``."""
+        from shipyard.store import datasets as datasets_repo
+
+        with self.store.read() as conn:
+            return datasets_repo.get_version(conn, name, version)
+
+    def dataset_versions(self, name: str) -> list[DatasetVersion]:
+        from shipyard.store import datasets as datasets_repo
+
+        with self.store.read() as conn:
+            return datasets_repo.list_versions(conn, name)
+
+    def dataset_contract(self, name: str) -> str:
+        """The dataset's current contract as YAML (NotFound, or InvalidInput when it has none)."""
+        from shipyard.store import datasets as datasets_repo
+
+        with self.store.read() as conn:
+            dataset_pk = datasets_repo.dataset_id(conn, name)
+            if dataset_pk is None:
+                raise NotFound("dataset", name, hint="List datasets with `shipyard data list`.")
+            current = datasets_repo.latest_contract(conn, dataset_pk)
+        if current is None:
+            raise InvalidInput(
+                f"Dataset {name!r} has no contract yet.",
+                hint="Register a first version: its contract is inferred from it.",
+            )
+        return current[1]
+
+    def set_dataset_contract(self, name: str, contract_yaml: str) -> int:
+        """Store a new version of the dataset's contract (YAML, checked by the caller)."""
+        from shipyard.store import datasets as datasets_repo
+
+        with self.store.write(self.actor) as tx:
+            dataset_pk = datasets_repo.dataset_id(tx.conn, name)
+            if dataset_pk is None:
+                raise InvalidInput(
+                    f"No dataset {name!r}.",
+                    hint="Register a first version before editing its contract.",
+                )
+            return datasets_repo.add_contract(tx, dataset_pk, name, contract_yaml)
+
+    def record_input(self, run_id: str, name: str, version: int) -> None:
+        """Record that run ``run_id`` read dataset version ``name@version`` (once per pair)."""
+        from shipyard.store import datasets as datasets_repo
+
+        pk = self._run_pk(run_id)
+        with self.store.write(self.actor) as tx:
+            datasets_repo.record_input(tx, run_id, pk, name, version)
+
+    def _dataset_bytes(self, found: DatasetVersion) -> bytes:
+        """The version's Parquet bytes, verified against its digest."""
+        return self.blobs.get(found.digest)
+
+    def _register_dataset(
+        self, name: str, data: Any, *, run_id: str | None, **options: Any
+    ) -> DatasetVersion:
+        from shipyard.data import _register
+
+        return _register.register(self, name, data, run_id=run_id, **options)
+
+    def lineage(self, ref: str, *, depth: int = 25) -> Lineage:
+        """Upstream and downstream of ``dataset:NAME@V``, ``model:NAME/V`` or ``run:ID``."""
+        from shipyard.governance.lineage import lineage
+
+        return lineage(self.store, ref, stale_before=self._stale_before(), depth=depth)
+
+    # ------------------------------------------------------------ model files
+
+    def _register_model_version(
+        self, name: str, path: Path, *, serialization: str, meta: Mapping[str, Any], **fields: Any
+    ) -> ModelVersion:
+        """Store the model file at ``path`` and register it as the next version of ``name``.
+
+        The bytes are stored before the metadata: a failure in between leaves an
+        unreferenced blob (content-addressed, harmless), never a version without its bytes.
+        """
+        info = self.blobs.put(path)
+        native = ModelFile("native", serialization, info.digest, info.size, dict(meta))
+        return self._record_model_version(name, native=native, **fields)
+
+    def _record_model_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        native: ModelFile,
+        environment: Mapping[str, Any],
+        signature: Mapping[str, Any] | None,
+        input_example: Sequence[Mapping[str, Any]] | None,
+        description: str | None,
+        tags: Mapping[str, str],
+        run_id: str | None,
+    ) -> ModelVersion:
+        """Register a version whose native file is stored already as ``native.digest``."""
+        run_pk = None if run_id is None else self._run_pk(run_id)
+        with self.store.write(self.actor) as tx:
+            return models_repo.register_version(
+                tx,
+                name,
+                flavor=flavor,
+                native=native,
+                environment=environment,
+                signature=signature,
+                input_example=input_example,
+                description=description,
+                tags=tags,
+                run_id=run_id,
+                run_pk=run_pk,
+            )
+
+    def _download_model_file(self, version: ModelVersion, file: ModelFile, dest: Path) -> None:
+        """Write ``file`` of ``version`` to ``dest``, verified against its registered digest."""
+        self.blobs.download(file.digest, dest)
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether ``uri`` names a Shipyard server rather than a metadata store."""
+    return uri.lower().startswith(SERVER_SCHEMES)
 
 
 def _collect_files(source: Path) -> list[tuple[str, Path]]:

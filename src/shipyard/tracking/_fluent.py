@@ -245,10 +245,10 @@ class _Tracker:
         """
         with self._lock:
             for key, (client, _buffer) in list(self._clients.items()):
-                if client.store.closed:  # closed by its owner: nothing left to do for it
+                if client.closed:  # closed by its owner: nothing left to do for it
                     del self._clients[key]
             entries = list(self._clients.values())
-            open_runs = [r for r in self._open.values() if not r.client.store.closed]
+            open_runs = [r for r in self._open.values() if not r.client.closed]
         next_due = 1.0
         for client, buffer in entries:
             flush_every = client.settings.flush_interval

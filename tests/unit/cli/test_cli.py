@@ -341,7 +341,7 @@ def test_unknown_global_option_is_one_line() -> None:
 
 BAD_URIS = {
     "unsupported scheme": ("mysql://db.example/shipyard", "Unsupported metadata store URI"),
-    "server url": ("http://127.0.0.1:5000", "names a Shipyard server"),
+    "server url": ("http://127.0.0.1:9", "Shipyard server"),
     "unreachable postgres": (
         "postgresql+psycopg://nobody@127.0.0.1:1/shipyard?connect_timeout=5",
         "127.0.0.1",

@@ -106,6 +106,9 @@ async def register_version(
         bool | None,
         Query(description="Refuse (true) or store with a report (false) on a failed check."),
     ] = None,
+    run_id: Annotated[
+        str | None, Query(max_length=64, description="The run that produced it (lineage).")
+    ] = None,
 ) -> object:
     """Register the body (a CSV or Parquet file) as a new version of dataset ``name``.
 
@@ -125,7 +128,9 @@ async def register_version(
         )
     upload = Upload(request)
     client = principal.client(request)
-    return await run_in_threadpool(_register, client, name, upload, chosen, description, strict)
+    return await run_in_threadpool(
+        _register, client, name, upload, chosen, description, strict, run_id
+    )
 
 
 def _register(
@@ -135,14 +140,17 @@ def _register(
     format: str,
     description: str | None,
     strict: bool | None,
+    run_id: str | None,
 ) -> object:
+    if run_id is not None:
+        client.get_run(run_id)  # NotFound before a byte is read
     with tempfile.TemporaryDirectory(prefix="shipyard-upload-") as folder:
         path = FilePath(folder) / f"{name}.{format}"
         with open(path, "wb") as out:
             for block in upload:
                 out.write(block)
-        return data.register_dataset(
-            name, path, description=description, strict=strict, client=client
+        return client._register_dataset(
+            name, path, description=description, strict=strict, run_id=run_id
         )
 
 

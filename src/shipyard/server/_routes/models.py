@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from shipyard import models
 from shipyard.errors import InvalidInput, NotFound, PermissionDenied
+from shipyard.models import _api as models_api
 from shipyard.server import _schemas as s
 from shipyard.server._auth import Principal, Role
 from shipyard.server._routes._common import (
     ERROR_RESPONSES,
+    UPLOAD_BODY,
     Editor,
     MaxResults,
     PageToken,
+    Upload,
     Viewer,
     download_responses,
     page,
@@ -93,6 +97,47 @@ def list_versions(
 ) -> object:
     """The model's versions, oldest first."""
     return page(principal.client(request).model_versions(name), max_results, page_token)
+
+
+@router.post(
+    "/{name}/files",
+    response_model=s.StoredFile,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=UPLOAD_BODY,
+)
+async def upload_file(name: ModelName, request: Request, principal: Editor) -> object:
+    """Store the body (a model file, streamed) for ``POST /models/{name}/versions``.
+
+    With ``X-Shipyard-Digest: sha256:<hex>`` the bytes must hash to it, and a
+    body shorter than its Content-Length is refused: in both cases nothing is stored.
+    """
+    upload = Upload(request)
+    client = principal.client(request)
+    digest, size = await run_in_threadpool(models_api.store_model_file, client, name, upload)
+    return s.StoredFile(digest=digest, size=size)
+
+
+@router.post("/{name}/versions", response_model=s.ModelVersion, status_code=status.HTTP_201_CREATED)
+def register_version(
+    name: ModelName, body: s.ModelVersionCreate, request: Request, principal: Editor
+) -> object:
+    """Register an uploaded file as the next version: the file is re-hashed against its
+    digest first. With ``run_id`` the version records the run and the datasets it read."""
+    return models_api.register_stored_file(
+        principal.client(request),
+        name,
+        flavor=body.flavor,
+        serialization=body.file.serialization,
+        digest=body.file.digest,
+        size=body.file.size,
+        meta=body.file.meta,
+        environment=body.environment,
+        signature=body.signature,
+        input_example=body.input_example,
+        description=body.description,
+        tags=body.tags,
+        run_id=body.run_id,
+    )
 
 
 @router.get("/{name}/versions/{version}", response_model=s.ModelVersion)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from shipyard.errors import InvalidInput, NotFound
 from shipyard.server import _schemas as s
 from shipyard.server._auth import Principal
 from shipyard.server._routes._common import (
@@ -24,7 +25,7 @@ from shipyard.server._routes._common import (
     stream_blob,
 )
 from shipyard.store.entities import Metric
-from shipyard.tracking._client import _now_ms
+from shipyard.tracking._client import _now_ms, _status
 
 router = APIRouter(tags=["tracking"], responses=ERROR_RESPONSES)
 
@@ -69,10 +70,16 @@ def get_experiment(
 
 @router.post("/runs", response_model=s.Run, status_code=status.HTTP_201_CREATED)
 def create_run(body: s.RunCreate, request: Request, principal: Editor) -> object:
-    """Start a RUNNING run; the experiment is created if it is missing."""
-    return principal.client(request).create_run(
-        body.experiment, body.name, body.tags, body.parent_run_id
+    """Start a RUNNING run; the experiment is created if it is missing.
+
+    With ``heartbeat``, the run expects ``POST /runs/{id}/heartbeat`` and shows
+    FAILED once they stop for longer than the server's heartbeat timeout.
+    """
+    client = principal.client(request)
+    run_id = client._create_run(
+        body.experiment, body.name, body.tags, body.parent_run_id, heartbeat=body.heartbeat
     )
+    return client.get_run(run_id)
 
 
 @router.get("/runs", response_model=s.Page[s.Run])
@@ -125,10 +132,38 @@ def get_run(run_id: RunId, request: Request, principal: Viewer) -> object:
 
 @router.post("/runs/{run_id}/end", response_model=s.Run)
 def end_run(run_id: RunId, body: s.RunEnd, request: Request, principal: Editor) -> object:
-    """End a run as FINISHED (default), FAILED or KILLED."""
+    """End a run as FINISHED (default), FAILED or KILLED, writing ``metrics`` in the same
+    transaction (a client's last buffered points)."""
     client = principal.client(request)
-    client.end_run(run_id, body.status)
+    points = client._points(client._run_pk(run_id), _metrics(body.metrics))
+    client._end_run(run_id, _status(body.status), points)
     return client.get_run(run_id)
+
+
+@router.post("/runs/{run_id}/heartbeat", response_model=s.Heartbeat)
+def heartbeat(run_id: RunId, request: Request, principal: Editor) -> object:
+    """The run's process is alive (runs started with ``heartbeat``: see ``POST /runs``)."""
+    principal.client(request)._heartbeat([run_id])
+    return s.Heartbeat(run_id=run_id, time=_now_ms())
+
+
+@router.post(
+    "/runs/{run_id}/inputs", response_model=s.RunInput, status_code=status.HTTP_201_CREATED
+)
+def record_input(
+    run_id: RunId, body: s.RunInputCreate, request: Request, principal: Editor
+) -> object:
+    """Record that the run read a dataset version (lineage; once per pair).
+
+    An unknown run is 404; an unknown dataset version, named in the body, is 400.
+    """
+    client = principal.client(request)
+    client.get_run(run_id)
+    try:
+        client.record_input(run_id, body.dataset, body.version)
+    except NotFound as exc:
+        raise InvalidInput(exc.message, hint=exc.hint) from None
+    return s.RunInput(run_id=run_id, dataset=body.dataset, version=body.version)
 
 
 # ------------------------------------------------------------ params, metrics, tags
@@ -142,8 +177,14 @@ def _log(
     params: dict[str, object],
     tags: dict[str, object],
 ) -> s.Logged:
+    points = _metrics(metrics)
+    principal.client(request).log_batch(run_id, points, params, tags)
+    return s.Logged(metrics=len(points), params=len(params), tags=len(tags))
+
+
+def _metrics(metrics: list[s.MetricPoint]) -> list[Metric]:
     now = _now_ms()
-    points = [
+    return [
         Metric(
             m.key,
             s.metric_float(m.value),
@@ -152,8 +193,6 @@ def _log(
         )
         for m in metrics
     ]
-    principal.client(request).log_batch(run_id, points, params, tags)
-    return s.Logged(metrics=len(points), params=len(params), tags=len(tags))
 
 
 @router.post("/runs/{run_id}/batch", response_model=s.Logged)
