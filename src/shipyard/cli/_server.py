@@ -88,14 +88,7 @@ def server(
     from shipyard import __version__
     from shipyard.cli._db import redact
 
-    exposed = not _security.is_loopback(host)
-    if exposed and not auth and not insecure:
-        raise ConfigError(
-            f"Refusing to serve on {host} without authentication: anyone who can reach the "
-            "port could read and change everything.",
-            hint="Add --auth (then create users and tokens with `shipyard users create` and "
-            "`shipyard tokens create`), or --insecure to accept the risk.",
-        )
+    exposed = check_exposure(host, auth=auth, insecure=insecure, risk="read and change everything")
     hosts = list(allowed_hosts) or list(_security.default_allowed_hosts(host))
     _security.check_allowed_hosts(hosts)
     origins = list(_security.check_cors_origins(cors_origins))
@@ -144,6 +137,25 @@ def server(
         server_header=False,
         log_level="info",
     )
+
+
+def check_exposure(host: str, *, auth: bool, insecure: bool, risk: str) -> bool:
+    """Whether ``host`` is beyond loopback; ConfigError if it is, without --auth or --insecure.
+
+    Shared by every command that listens (``server``, ``serve``): ``risk`` says
+    what a stranger reaching the port could do.
+    """
+    from shipyard.server import _security
+
+    exposed = not _security.is_loopback(host)
+    if exposed and not auth and not insecure:
+        raise ConfigError(
+            f"Refusing to serve on {host} without authentication: anyone who can reach the "
+            f"port could {risk}.",
+            hint="Add --auth (then create users and tokens with `shipyard users create` and "
+            "`shipyard tokens create`), or --insecure to accept the risk.",
+        )
+    return exposed
 
 
 def _warn(text: str) -> None:

@@ -1,0 +1,867 @@
+"""The prediction log: every answered request on disk before its response leaves.
+
+Layout, under ``<home>/predictions/<deployment>/``::
+
+    wal/<writer>-<n>.open    the segment one live writer appends to (flock-ed by it)
+    wal/<writer>-<n>.seg     a closed segment, waiting to be compacted
+    index.json               compacted Parquet files (in the blob store) and the
+                             segments they came from
+    .compact.lock            held while compacting, or while a reader takes a snapshot
+
+Records
+-------
+A segment is a sequence of frames: 4 bytes little-endian payload length, 4
+bytes CRC-32 of the payload, then the payload, UTF-8 JSON. A reader stops at
+the first frame that is short or fails its CRC: only a record that was never
+acknowledged can be torn (a crash mid-write), so nothing acknowledged is lost
+and nothing half-written is read. One record holds one request:
+
+- prediction: ``{"k": "p", "t": ms, "v": model uri, "ids": [...],
+  "in": {column: [values]}, "out": [...], "proba": [[...]] | null, "ms": latency}``
+- labels: ``{"k": "l", "t": ms, "ids": [...], "labels": [...]}``
+
+Durability: group commit
+------------------------
+One writer thread per log owns the open segment. :meth:`PredictionLog.append`
+queues a record and waits; the thread takes everything queued, writes it with
+one ``os.write``, calls ``fdatasync`` once, then releases every waiter. A
+request is answered only after its record is on disk, yet sixteen concurrent
+requests cost one sync, not sixteen. A write or sync that fails fails every
+waiter of that group (the server then answers 503, not a prediction).
+
+Compaction
+----------
+Closed segments (rotated by size or age, or left ``.open`` by a writer that
+died, which :func:`fcntl.flock` reveals) are turned into Parquet files, one per
+UTC hour and kind, stored in the blob store and listed in ``index.json``
+(written atomically) before the segments are deleted; a crash in between
+leaves segments the index already lists, which readers skip and the next
+compaction deletes. No database table is needed.
+
+Columns of :func:`predictions`
+------------------------------
+``prediction_id`` (string: 12 hex digits of the time in ms then 20 random hex
+digits, so ids sort by time), ``time`` (timestamp[ms, UTC]), ``deployment``,
+``model_version`` (``models:/name/N``), one ``inputs.<column>`` column per
+model input, ``prediction``, ``probabilities`` (list<double>, null when the
+model has none), ``latency_ms``, and, joined by id, ``label`` and
+``label_time`` (null until a label arrives; the last label for an id wins).
+Inputs are flattened columns rather than JSON text because monitoring reads
+them as columns (a drift test per feature) and Parquet compresses and filters
+them as such; columns of different model versions are unioned (nulls where a
+version lacks one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard import _files
+from shipyard.errors import InvalidInput, StoreUnavailable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from shipyard.blobs import BlobStore
+    from shipyard.tracking import Client
+
+__all__ = ["PredictionLog", "log_labels", "new_ids", "predictions"]
+
+_HEADER = struct.Struct("<II")
+_OPEN, _CLOSED = ".open", ".seg"
+INDEX_FILE = "index.json"
+LOCK_FILE = ".compact.lock"
+#: A segment is closed (and may be compacted) past this size or age.
+SEGMENT_BYTES = 32 * 1024 * 1024
+SEGMENT_SECONDS = 300.0
+_HOUR_MS = 3_600_000
+
+
+def new_ids(count: int, now_ms: int | None = None) -> list[str]:
+    """``count`` unique prediction ids: 12 hex digits of the time in ms, 20 random hex digits."""
+    prefix = f"{(now_ms if now_ms is not None else time.time_ns() // 1_000_000):012x}"
+    randoms = secrets.token_hex(10 * count)
+    return [prefix + randoms[i : i + 20] for i in range(0, 20 * count, 20)]
+
+
+def log_folder(home: Path, deployment: str) -> Path:
+    from shipyard.models import _uri
+
+    try:
+        _uri.check_name(deployment)
+    except InvalidInput:
+        raise InvalidInput(
+            f"A deployment name is 1 to 128 letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit; got {deployment!r}.",
+            hint="Use a name such as 'credit' (the model's name is the default).",
+        ) from None
+    return Path(home) / "predictions" / deployment
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One frame: length, CRC-32 and the record as compact JSON."""
+    payload = json.dumps(record, separators=(",", ":"), default=_json_default).encode()
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(data: bytes) -> Iterator[dict[str, Any]]:
+    """The records of a segment's bytes, up to the first torn or corrupt frame."""
+    view = memoryview(data)
+    offset, end = 0, len(data)
+    while offset + _HEADER.size <= end:
+        length, crc = _HEADER.unpack_from(view, offset)
+        start = offset + _HEADER.size
+        payload = view[start : start + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            return
+        yield json.loads(bytes(payload))
+        offset = start + length
+
+
+# ------------------------------------------------------------------ writing
+
+
+class _Group:
+    """Waiters released together by one sync: asyncio futures (grouped by loop) and events."""
+
+    __slots__ = ("chunks", "events", "futures", "rotate")
+
+    def __init__(self) -> None:
+        self.rotate = False
+        self.chunks: list[bytes] = []
+        self.futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        self.events: list[_Event] = []
+
+
+class _Event(threading.Event):
+    error: BaseException | None = None
+
+
+def _release(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+class PredictionLog:
+    """The append-only log of one deployment in one process (see the module docstring).
+
+    ``sync=False`` skips ``fdatasync`` (tests and benchmarks of the cost only).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        sync: bool = True,
+        segment_bytes: int = SEGMENT_BYTES,
+        segment_seconds: float = SEGMENT_SECONDS,
+    ) -> None:
+        self.folder = Path(folder)
+        self.wal = self.folder / "wal"
+        self.sync = sync
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self.writer_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._number = 0
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._opened_at = 0.0
+        self._group = _Group()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        #: Records acknowledged, and records waiting for their sync (for /metrics).
+        self.written = 0
+        self.pending = 0
+        self.syncs = 0
+
+    # The thread and the first segment start on first use, so a log only read makes no file.
+    def _start(self) -> None:
+        if self._thread is None:
+            _files.make_dirs(self.wal)
+            self._thread = threading.Thread(
+                target=self._run, name=f"shipyard-log-{self.folder.name}", daemon=True
+            )
+            self._thread.start()
+
+    async def append(self, record: Mapping[str, Any]) -> None:
+        """Queue ``record`` and return once it is on disk (raises if the write failed)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue([encode(record)], futures=(loop, future))
+        await future
+
+    def append_sync(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append ``records`` from a plain thread; return once they are on disk."""
+        self._wait(_Event(), [encode(record) for record in records])
+
+    def rotate(self) -> None:
+        """Close the current segment once what is queued is written (ready for compaction)."""
+        self._wait(_Event(), [], rotate=True)
+
+    def _wait(self, event: _Event, frames: list[bytes], *, rotate: bool = False) -> None:
+        self._enqueue(frames, event=event, rotate=rotate)
+        event.wait()
+        if event.error is not None:
+            raise event.error
+
+    def _enqueue(
+        self,
+        frames: list[bytes],
+        *,
+        futures: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None,
+        event: _Event | None = None,
+        rotate: bool = False,
+    ) -> None:
+        with self._cond:
+            if self._closing:
+                raise StoreUnavailable(
+                    "The prediction log is closed; the server is stopping.",
+                    hint="Retry on another replica.",
+                )
+            self._start()
+            group = self._group
+            group.chunks.extend(frames)
+            self.pending += len(frames)
+            if futures is not None:
+                group.futures.setdefault(futures[0], []).append(futures[1])
+            if event is not None:
+                group.events.append(event)
+            group.rotate = group.rotate or rotate
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._group.chunks or self._group.events or self._group.futures):
+                    if self._closing:
+                        self._safe_close()
+                        return
+                    self._cond.wait(timeout=1.0)
+                    if self._fd is not None and self._due():
+                        self._safe_close()
+                group, self._group = self._group, _Group()
+            error = None
+            try:
+                self._write(b"".join(group.chunks))
+                if group.rotate:
+                    self._close_segment()
+            except OSError as exc:
+                error = StoreUnavailable(
+                    f"Cannot write the prediction log in {self.wal}: {exc}.",
+                    hint="Free disk space or fix the folder's permissions; predictions are "
+                    "refused until the log can be written.",
+                )
+            with self._cond:
+                self.pending -= len(group.chunks)
+                if error is None:
+                    self.written += len(group.chunks)
+            for loop, futures in group.futures.items():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(_release, futures, error)
+            for event in group.events:
+                event.error = error
+                event.set()
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._fd is None or self._due():
+            self._rotate()
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self.sync:
+            os.fdatasync(self._fd)
+        self.syncs += 1
+        self._size += len(data)
+
+    def _due(self) -> bool:
+        return self._size >= self.segment_bytes or (
+            self._size > 0 and time.monotonic() - self._opened_at >= self.segment_seconds
+        )
+
+    def _safe_close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._close_segment()
+
+    def _rotate(self) -> None:
+        self._close_segment()
+        self._number += 1
+        path = self.wal / f"{self.writer_id}-{self._number:06d}{_OPEN}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this writer lives
+        _files.fsync_dir(self.wal)
+        self._fd, self._path, self._size = fd, path, 0
+        self._opened_at = time.monotonic()
+
+    def _close_segment(self) -> None:
+        """Close the open segment and rename it ``.seg``: ready for compaction."""
+        if self._fd is None or self._path is None:
+            return
+        fd, path = self._fd, self._path
+        self._fd = self._path = None
+        try:
+            if self.sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self._size:
+            os.replace(path, path.with_suffix(_CLOSED))
+        else:
+            path.unlink(missing_ok=True)
+        _files.fsync_dir(self.wal)
+
+    def close(self) -> None:
+        """Write what is queued, close the segment, stop the thread. Idempotent."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        else:
+            with self._cond:
+                self._close_segment()
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes in segments not yet compacted (this folder, every writer)."""
+        total = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.wal):
+                if entry.name.endswith((_OPEN, _CLOSED)):
+                    with contextlib.suppress(FileNotFoundError):
+                        total += entry.stat().st_size
+        return total
+
+
+# ------------------------------------------------------------------ the index
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snapshot:
+    files: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"format": 1, "files": [], "compacted": []}
+    except (OSError, ValueError) as exc:
+        raise StoreUnavailable(
+            f"Cannot read the prediction log index {folder / INDEX_FILE}: {exc}."
+        ) from exc
+    return data
+
+
+def _lock(folder: Path) -> Any:
+    from filelock import FileLock
+
+    _files.make_dirs(folder)
+    return FileLock(str(folder / LOCK_FILE))
+
+
+def _segments(wal: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(wal))
+    except FileNotFoundError:
+        return []
+    return [wal / name for name in names if name.endswith((_OPEN, _CLOSED))]
+
+
+def _is_abandoned(path: Path) -> bool:
+    """Whether an ``.open`` segment's writer is gone (nobody holds its lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock we took
+    return True
+
+
+def _snapshot(folder: Path) -> _Snapshot:
+    """Compacted files and uncompacted records, consistent with each other."""
+    with _lock(folder):
+        index = _read_index(folder)
+        done = set(index.get("compacted", ()))
+        chunks = []
+        for path in _segments(folder / "wal"):
+            if path.name in done:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                chunks.append(path.read_bytes())
+    records = [record for chunk in chunks for record in decode(chunk)]
+    return _Snapshot(list(index.get("files", ())), records)
+
+
+def compact(folder: Path, blobs: BlobStore, deployment: str) -> int:
+    """Turn closed segments into hourly Parquet files in ``blobs``; return segments compacted."""
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    wal = folder / "wal"
+    with _lock(folder):
+        index = _read_index(folder)
+        done = set(index.get("compacted", ()))
+        present = _segments(wal)
+        # Segments the index lists whose deletion a crash interrupted.
+        for path in present:
+            if path.name in done:
+                path.unlink(missing_ok=True)
+        ready = [
+            path
+            for path in present
+            if path.name not in done
+            and (path.suffix == _CLOSED or (path.suffix == _OPEN and _is_abandoned(path)))
+        ]
+        if not ready:
+            return 0
+        records = [record for path in ready for record in decode(path.read_bytes())]
+        files = list(index.get("files", ()))
+        for kind, table in (
+            ("predictions", _prediction_table(deployment, records)),
+            ("labels", _label_table(records)),
+        ):
+            if table is None or table.num_rows == 0:
+                continue
+            hours = _hours(table)
+            for hour in sorted(set(hours)):
+                part = table.filter(_equal(hours, hour))
+                sink = _parquet_bytes(part, pq)
+                info = blobs.put(sink)
+                times = part.column("time" if kind == "predictions" else "label_time")
+                files.append(
+                    {
+                        "kind": kind,
+                        "hour": dt.datetime.fromtimestamp(hour * 3600, dt.UTC).strftime(
+                            "%Y-%m-%dT%H"
+                        ),
+                        "digest": info.digest,
+                        "rows": part.num_rows,
+                        "start_ms": _ms(min(times.to_pylist())),
+                        "end_ms": _ms(max(times.to_pylist())),
+                    }
+                )
+        on_disk = {path.name for path in present}
+        new_index = {
+            "format": 1,
+            "files": files,
+            "compacted": sorted((done & on_disk) | {path.name for path in ready}),
+        }
+        _files.atomic_write(folder / INDEX_FILE, json.dumps(new_index, indent=1).encode())
+        for path in ready:
+            path.unlink(missing_ok=True)
+        _files.fsync_dir(wal)
+    return len(ready)
+
+
+def _parquet_bytes(table: pa.Table, pq: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _ms(value: Any) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
+
+
+def _hours(table: pa.Table) -> list[int]:
+    name = "time" if "time" in table.column_names else "label_time"
+    import pyarrow.compute as pc
+
+    ms = pc.cast(table.column(name), "int64").to_numpy()
+    return (ms // _HOUR_MS).tolist()
+
+
+def _equal(hours: list[int], hour: int) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array([h == hour for h in hours])
+
+
+# ------------------------------------------------------------------ tables
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An Arrow column for JSON values: its natural type, else each value as JSON text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+
+
+def _prediction_table(deployment: str, records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
+    import pyarrow as pa
+
+    rows = [r for r in records if r.get("k") == "p"]
+    if not rows:
+        return None
+    ids: list[str] = []
+    times: list[int] = []
+    versions: list[str] = []
+    outputs: list[Any] = []
+    probas: list[Any] = []
+    latencies: list[float] = []
+    inputs: dict[str, list[Any]] = {}
+    count = 0
+    for record in rows:
+        n = len(record["ids"])
+        ids.extend(record["ids"])
+        times.extend([record["t"]] * n)
+        versions.extend([record["v"]] * n)
+        outputs.extend(record["out"])
+        probas.extend(record["proba"] if record.get("proba") is not None else [None] * n)
+        latencies.extend([record["ms"]] * n)
+        for name, values in record["in"].items():
+            column = inputs.setdefault(name, [None] * count)
+            column.extend(values)
+        count += n
+        for column in inputs.values():
+            if len(column) < count:
+                column.extend([None] * (count - len(column)))
+    columns = {
+        "prediction_id": pa.array(ids, pa.string()),
+        "time": pa.array(times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        "deployment": pa.array([deployment] * count, pa.string()),
+        "model_version": pa.array(versions, pa.string()),
+        **{f"inputs.{name}": _column(values) for name, values in inputs.items()},
+        "prediction": _column(outputs),
+        "probabilities": pa.array(probas, pa.list_(pa.float64())),
+        "latency_ms": pa.array(latencies, pa.float64()),
+    }
+    return pa.table(columns)
+
+
+def _label_table(records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
+    import pyarrow as pa
+
+    rows = [r for r in records if r.get("k") == "l"]
+    if not rows:
+        return None
+    ids: list[str] = []
+    labels: list[str] = []
+    times: list[int] = []
+    for record in rows:
+        ids.extend(record["ids"])
+        # Kept as JSON text on disk: the type never changes between files.
+        labels.extend(json.dumps(v) for v in record["labels"])
+        times.extend([record["t"]] * len(record["ids"]))
+    return pa.table(
+        {
+            "prediction_id": pa.array(ids, pa.string()),
+            "label_json": pa.array(labels, pa.string()),
+            "label_time": pa.array(times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        }
+    )
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _to_ms(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidInput(
+        f"{what} must be a datetime or milliseconds since the epoch; got {value!r}.",
+        hint="Pass e.g. datetime.now(UTC) - timedelta(hours=1).",
+    )
+
+
+def _read_files(
+    blobs: BlobStore,
+    files: Sequence[Mapping[str, Any]],
+    kind: str,
+    start: int | None,
+    end: int | None,
+) -> list[pa.Table]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for entry in files:
+        if entry["kind"] != kind:
+            continue
+        if kind == "predictions" and (
+            (start is not None and entry["end_ms"] < start)
+            or (end is not None and entry["start_ms"] >= end)
+        ):
+            continue
+        tables.append(pq.read_table(pa.BufferReader(blobs.get(entry["digest"]))))
+    return tables
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    import pyarrow as pa
+
+    tables = [t for t in tables if t is not None and t.num_rows]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read(
+    folder: Path,
+    blobs: BlobStore,
+    deployment: str,
+    *,
+    start: Any = None,
+    end: Any = None,
+    labels: bool = True,
+) -> pa.Table:
+    """Compacted and uncompacted predictions of a deployment in ``[start, end)``, labels joined."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    start_ms, end_ms = _to_ms(start, "start"), _to_ms(end, "end")
+    snapshot = _snapshot(folder)
+    table = _concat(
+        [
+            *_read_files(blobs, snapshot.files, "predictions", start_ms, end_ms),
+            _prediction_table(deployment, snapshot.records),
+        ]
+    )
+    if table is None:
+        table = _empty_predictions()
+    if start_ms is not None or end_ms is not None:
+        ms = pc.cast(table.column("time"), pa.int64())
+        mask = pc.and_(
+            pc.greater_equal(ms, start_ms) if start_ms is not None else pc.is_valid(ms),
+            pc.less(ms, end_ms) if end_ms is not None else pc.is_valid(ms),
+        )
+        table = table.filter(mask)
+    if table.num_rows:
+        table = table.take(
+            pc.sort_indices(table, [("time", "ascending")])  # stable: log order within a ms
+        )
+    if not labels:
+        return table
+    return _join_labels(table, _labels(blobs, snapshot))
+
+
+def _labels(blobs: BlobStore, snapshot: _Snapshot) -> dict[str, tuple[Any, int]]:
+    """prediction id -> (label, time in ms), the last label for each id winning."""
+    import pyarrow as pa
+
+    found: list[tuple[int, str, Any]] = []
+    for table in _read_files(blobs, snapshot.files, "labels", None, None):
+        times = table.column("label_time").cast(pa.int64()).to_pylist()
+        for pid, text, ms in zip(
+            table.column("prediction_id").to_pylist(),
+            table.column("label_json").to_pylist(),
+            times,
+            strict=True,
+        ):
+            found.append((ms, pid, json.loads(text)))
+    for record in snapshot.records:
+        if record.get("k") == "l":
+            found.extend(
+                (record["t"], pid, v)
+                for pid, v in zip(record["ids"], record["labels"], strict=True)
+            )
+    found.sort(key=lambda item: item[0])
+    return {pid: (label, ms) for ms, pid, label in found}
+
+
+def _join_labels(table: pa.Table, labels: Mapping[str, tuple[Any, int]]) -> pa.Table:
+    import pyarrow as pa
+
+    ids = table.column("prediction_id").to_pylist()
+    got = [labels.get(pid) for pid in ids]
+    label_values = [g[0] if g is not None else None for g in got]
+    label_times = [g[1] if g is not None else None for g in got]
+    label = (
+        _column(label_values) if any(v is not None for v in label_values) else pa.nulls(len(ids))
+    )
+    return table.append_column("label", label).append_column(
+        "label_time", pa.array(label_times, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    )
+
+
+def _empty_predictions() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "prediction_id": pa.array([], pa.string()),
+            "time": pa.array([], pa.timestamp("ms", tz="UTC")),
+            "deployment": pa.array([], pa.string()),
+            "model_version": pa.array([], pa.string()),
+            "prediction": pa.array([], pa.null()),
+            "probabilities": pa.array([], pa.list_(pa.float64())),
+            "latency_ms": pa.array([], pa.float64()),
+        }
+    )
+
+
+def known_ids(folder: Path, blobs: BlobStore, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` the deployment's log holds (compacted or not)."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    snapshot = _snapshot(folder)
+    found: set[str] = set()
+    for record in snapshot.records:
+        if record.get("k") == "p":
+            found.update(wanted.intersection(record["ids"]))
+    if found == wanted:
+        return found
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for entry in snapshot.files:
+        if entry["kind"] != "predictions":
+            continue
+        table = pq.read_table(
+            pa.BufferReader(blobs.get(entry["digest"])), columns=["prediction_id"]
+        )
+        found.update(wanted.intersection(table.column("prediction_id").to_pylist()))
+        if found == wanted:
+            break
+    return found
+
+
+def check_labels(labels: Any) -> tuple[list[str], list[Any]]:
+    """``[{"prediction_id": ..., "label": ...}, ...]`` as two lists, or InvalidInput."""
+    if not isinstance(labels, list | tuple) or not labels:
+        raise InvalidInput(
+            f"Labels are a non-empty list of {{'prediction_id': ..., 'label': ...}}; got "
+            f"{type(labels).__name__ if not isinstance(labels, list | tuple) else 'an empty list'}.",
+            hint='Send [{"prediction_id": "<id from /predict>", "label": 1}, ...].',
+        )
+    ids, values = [], []
+    for number, item in enumerate(labels):
+        if not isinstance(item, Mapping) or set(item) != {"prediction_id", "label"}:
+            raise InvalidInput(
+                f"Label {number} must be an object with exactly 'prediction_id' and 'label'; "
+                f"got {item!r:.200}.",
+                hint='Send [{"prediction_id": "<id from /predict>", "label": 1}, ...].',
+            )
+        pid, label = item["prediction_id"], item["label"]
+        if not isinstance(pid, str) or not pid:
+            raise InvalidInput(
+                f"Label {number}: prediction_id must be a non-empty string; got {pid!r:.100}."
+            )
+        if label is not None and not isinstance(label, str | int | float | bool):
+            raise InvalidInput(
+                f"Label {number}: a label is a string, number, boolean or null; got "
+                f"{type(label).__name__}.",
+                hint="Send the ground truth as the model's target value, e.g. 1 or 'good'.",
+            )
+        ids.append(pid)
+        values.append(label)
+    return ids, values
+
+
+def store_labels(
+    log: PredictionLog, blobs: BlobStore, ids: list[str], values: list[Any]
+) -> tuple[list[str], list[Any], list[str]]:
+    """Split labels into known and unknown ids; return (ids, labels, unknown) to append."""
+    known = known_ids(log.folder, blobs, ids)
+    keep = [(pid, v) for pid, v in zip(ids, values, strict=True) if pid in known]
+    unknown = list(dict.fromkeys(pid for pid in ids if pid not in known))
+    return [p for p, _ in keep], [v for _, v in keep], unknown
+
+
+def label_record(ids: list[str], values: list[Any]) -> dict[str, Any]:
+    return {"k": "l", "t": time.time_ns() // 1_000_000, "ids": ids, "labels": values}
+
+
+# ------------------------------------------------------------------ the public functions
+
+
+def _home_and_blobs(client: Client | None) -> tuple[Path, BlobStore]:
+    from shipyard.tracking import Client
+
+    client = client or Client()
+    return client.settings.home, client.blobs
+
+
+def predictions(
+    deployment: str,
+    start: Any = None,
+    end: Any = None,
+    *,
+    labels: bool = True,
+    client: Client | None = None,
+) -> pa.Table:
+    """Every logged prediction of ``deployment`` with ``start <= time < end``, as Arrow.
+
+    ``start`` and ``end`` are datetimes (naive means UTC) or ms since the epoch.
+    Reads the compacted Parquet files and the records not yet compacted, so a
+    prediction is readable as soon as it was answered. Labels are joined by
+    prediction id (``label``, ``label_time``) unless ``labels=False``. The
+    columns are described in :mod:`shipyard.serving._log`.
+    """
+    home, blobs = _home_and_blobs(client)
+    return read(
+        log_folder(home, deployment), blobs, deployment, start=start, end=end, labels=labels
+    )
+
+
+def log_labels(
+    deployment: str, labels: Sequence[Mapping[str, Any]], *, client: Client | None = None
+) -> dict[str, Any]:
+    """Store ground truth for logged predictions: ``[{"prediction_id", "label"}, ...]``.
+
+    Returns ``{"stored": n, "unknown": [ids]}``: ids the deployment never
+    answered are reported, not stored. Stored labels are on disk when this returns.
+    """
+    home, blobs = _home_and_blobs(client)
+    ids, values = check_labels(list(labels) if not isinstance(labels, list) else labels)
+    log = PredictionLog(log_folder(home, deployment))
+    try:
+        keep_ids, keep_values, unknown = store_labels(log, blobs, ids, values)
+        if keep_ids:
+            log.append_sync([label_record(keep_ids, keep_values)])
+    finally:
+        log.close()
+    return {"stored": len(keep_ids), "unknown": unknown}

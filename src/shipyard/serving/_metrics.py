@@ -1,0 +1,143 @@
+"""The few metrics ``/metrics`` shows, in Prometheus' text exposition format (version 0.0.4).
+
+``prometheus_client`` is not a dependency: a counter, a gauge and a histogram
+are a few lines each. Values are updated on the event loop's thread only, so
+they need no lock. With several workers each process counts its own requests
+(Prometheus scrapes whichever worker answers; run one worker per scrape
+target, or sum over instances).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable
+
+#: Latency bucket upper bounds, in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class Counter:
+    def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()) -> None:
+        self.name, self.help, self.label_names = name, help, labels
+        self.values: dict[tuple[str, ...], float] = {}
+        if not labels:
+            self.values[()] = 0.0
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} counter"
+        for key, value in sorted(self.values.items()):
+            yield f"{self.name}{_labels(self.label_names, key)} {_number(value)}"
+
+
+class Gauge:
+    """A value read when scraped (``read``), or set (``values``)."""
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labels: tuple[str, ...] = (),
+        read: Callable[[], dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
+        self.name, self.help, self.label_names, self.read = name, help, labels, read
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} gauge"
+        values = self.read() if self.read is not None else self.values
+        for key, value in sorted(values.items()):
+            yield f"{self.name}{_labels(self.label_names, key)} {_number(value)}"
+
+
+class Histogram:
+    def __init__(self, name: str, help: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.name, self.help, self.buckets = name, help, buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} histogram"
+        running = 0
+        for bound, count in zip((*self.buckets, math.inf), self.counts, strict=True):
+            running += count
+            yield f'{self.name}_bucket{{le="{_number(bound)}"}} {running}'
+        yield f"{self.name}_sum {_number(self.total)}"
+        yield f"{self.name}_count {running}"
+
+
+class ServingMetrics:
+    """Requests, latency, errors by kind, the version served and the log backlog."""
+
+    def __init__(
+        self,
+        versions: Callable[[], list[str]],
+        backlog: Callable[[], dict[tuple[str, ...], float]],
+    ) -> None:
+        self.requests = Counter(
+            "shipyard_serving_requests_total",
+            "Requests answered, by route and status code.",
+            ("route", "status"),
+        )
+        self.rows = Counter("shipyard_serving_predictions_total", "Rows predicted.")
+        self.errors = Counter(
+            "shipyard_serving_errors_total", "Requests refused or failed, by error code.", ("code",)
+        )
+        self.latency = Histogram(
+            "shipyard_serving_request_duration_seconds",
+            "Time from a /predict request's arrival to its response, logging included.",
+        )
+        self.swaps = Counter("shipyard_serving_model_swaps_total", "Model versions swapped in.")
+        self.version = Gauge(
+            "shipyard_serving_model_version_info",
+            "1 for each model version this process serves.",
+            ("model_version",),
+            read=lambda: {(uri,): 1.0 for uri in versions()},
+        )
+        self.backlog = Gauge(
+            "shipyard_serving_log_backlog",
+            "Prediction log records waiting for their sync, and bytes not yet compacted.",
+            ("what",),
+            read=backlog,
+        )
+
+    def render(self) -> str:
+        parts = (
+            self.requests,
+            self.rows,
+            self.errors,
+            self.latency,
+            self.swaps,
+            self.version,
+            self.backlog,
+        )
+        return "\n".join(line for part in parts for line in part.render()) + "\n"

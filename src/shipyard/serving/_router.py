@@ -1,0 +1,268 @@
+"""What answers a request: a loaded version (:class:`Served`) and the :class:`Router` choosing it.
+
+A :class:`Served` is immutable once built: the version, the model, and a fast
+path for numeric rows. The router holds the current one behind a single
+reference; a request takes it once (:meth:`Router.choose`) and keeps it to the
+end, so a swap never changes the model under a request in flight. A canary or
+shadow is a later subclass of the router: ``choose`` draws a version per
+request, ``shadows`` lists versions also run, and each is logged with its
+version.
+
+Runtimes
+--------
+``native`` runs the registered model as it was logged. ``onnx`` runs the
+version's ``onnx`` file (made by ``shipyard models export``) with onnxruntime;
+that file was stored only after it gave the same class labels as the original
+on the version's input example, and other outputs within the tolerance
+recorded in its meta (``checked``: ``|onnx - native| <= tol * max(1,
+|native|)``, 1e-5 by default): probabilities and regression values computed in
+float32 can differ in the sixth significant digit. ``auto`` takes ``onnx``
+when the version has that file and ``native`` otherwise.
+
+The fast path
+-------------
+For a signature of plain numeric columns (no categories), rows whose values
+are all JSON numbers of the right kind are turned into numpy arrays without
+pandas. Any other request, and any row the fast path is unsure of (a null, a
+string, a bool, a float where an integer goes, a huge integer, NaN or
+infinity), goes through :meth:`Signature.validate`, the one place that
+refuses input and says why, so both paths accept and refuse exactly the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from shipyard.models import LoadedModel
+    from shipyard.store.entities import ModelVersion
+    from shipyard.tracking import Client
+
+RUNTIMES = ("auto", "native", "onnx")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One request's answer: values per row, probabilities when the model has them."""
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+
+
+class Served:
+    """One loaded model version, ready to answer."""
+
+    def __init__(self, loaded: LoadedModel, runtime: str) -> None:
+        import numpy as np
+
+        self.loaded = loaded
+        self.version: ModelVersion = loaded.version
+        self.uri = loaded.version.uri
+        self.runtime = runtime
+        self.signature = loaded.signature
+        self.columns: list[str] = [] if self.signature is None else self.signature.column_names
+        self._model = loaded.model
+        self._onnx = runtime == "onnx"
+        self._has_proba = hasattr(loaded, "predict_proba")
+        self._dtypes: list[Any] | None = None
+        self._bounds: list[tuple[int, int]] = []
+        self._as_array = self._onnx or getattr(loaded, "_as_array", False)
+        if self.signature is not None and all(
+            spec.categories is None and _numeric(spec.type) for spec in self.signature.inputs
+        ):
+            self._dtypes = [np.dtype(_numpy_type(spec.type)) for spec in self.signature.inputs]
+            self._bounds = [_exact_ints(dtype) for dtype in self._dtypes]
+        if self._onnx and len(getattr(self._model, "input_names", ())) != 1:
+            self._as_array = False  # one input per column: fed through the frame
+
+    def __repr__(self) -> str:
+        return f"<Served {self.uri} ({self.runtime})>"
+
+    # -------------------------------------------------------------- inputs
+
+    def fast_columns(self, rows: Any) -> dict[str, list[Any]] | None:
+        """The rows as ``{column: values}`` when the fast path may take them, else None."""
+        if self._dtypes is None or not isinstance(rows, list) or not rows:
+            return None
+        columns: dict[str, list[Any]] = {name: [] for name in self.columns}
+        for row in rows:
+            if type(row) is not dict:
+                return None
+            for name, dtype, (low, high) in zip(
+                self.columns, self._dtypes, self._bounds, strict=True
+            ):
+                value = row.get(name)
+                kind = type(value)
+                if kind is int:
+                    if not low <= value <= high:
+                        return None
+                elif kind is float:
+                    if dtype.kind != "f" or not math.isfinite(value):
+                        return None
+                else:
+                    return None
+                columns[name].append(value)
+        return columns
+
+    def frame_from_columns(self, columns: Mapping[str, list[Any]]) -> Any:
+        """What the model is given for fast-path columns: an array, or a frame with names."""
+        import numpy as np
+
+        assert self._dtypes is not None
+        arrays = [
+            np.asarray(columns[name], dtype=dtype)
+            for name, dtype in zip(self.columns, self._dtypes, strict=True)
+        ]
+        if self._as_array:
+            return np.column_stack(arrays) if len(arrays) > 1 else arrays[0].reshape(-1, 1)
+        import pandas as pd
+
+        return pd.DataFrame(dict(zip(self.columns, arrays, strict=True)), copy=False)
+
+    def validate(self, data: Any) -> tuple[Any, Any]:
+        """``data`` (a frame, records, columns) checked against the signature: the checked
+        frame, and what the model is given for it."""
+        if self.signature is None:
+            raise InvalidInput(
+                f"{self.uri} has no signature, so requests cannot be checked.",
+                hint="Log the model with input_example=... so serving knows its columns.",
+            )
+        frame = self.signature.validate(data)
+        if len(frame) == 0:
+            raise InvalidInput("The batch has no rows.", hint="Send at least one row.")
+        if self._as_array:
+            return frame, frame.to_numpy(dtype="float32" if self._onnx else None)
+        return frame, frame
+
+    # -------------------------------------------------------------- running
+
+    def predict(self, model_input: Any) -> Prediction:
+        """Run the model; a ValueError or TypeError from it on checked input is InvalidInput."""
+        import numpy as np
+
+        try:
+            if self._onnx:
+                labels, proba = self._run_onnx(model_input)
+            else:
+                labels = self._model.predict(model_input)
+                proba = self._model.predict_proba(model_input) if self._has_proba else None
+        except InvalidInput:
+            raise
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise InvalidInput(
+                f"{self.uri} refused the input: {type(exc).__name__}: {str(exc)[:500]}",
+                hint="The values fit the signature but not the model (an infinity, say); "
+                "send values like those it was trained on.",
+            ) from exc
+        values = np.asarray(labels)
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values.ravel()
+        return Prediction(
+            values.tolist(),
+            None if proba is None else np.asarray(proba, dtype=np.float64).tolist(),
+        )
+
+    def _run_onnx(self, model_input: Any) -> tuple[Any, Any]:
+        """Labels and probabilities from one onnxruntime call (the predictor would make two)."""
+        predictor = self._model
+        proba_name = predictor._proba_output
+        if proba_name is None or not self._as_array:
+            return predictor.predict(model_input), (
+                predictor.predict_proba(model_input) if self._has_proba else None
+            )
+        import numpy as np
+
+        feed = predictor._feed(model_input)
+        labels, proba = predictor._session.run([predictor._label_output, proba_name], feed)
+        if isinstance(proba, list):  # ZipMap
+            return labels, predictor._predict_proba(model_input)
+        return labels, np.asarray(proba)
+
+    def warm_up(self) -> None:
+        """Predict once on the input example, so the first request pays no lazy set-up."""
+        example = self.version.input_example
+        if example and self.signature is not None:
+            self.predict(self.validate(example)[1])
+
+
+def _exact_ints(dtype: Any) -> tuple[int, int]:
+    """The integers a column of ``dtype`` holds exactly (a float: those of its mantissa)."""
+    import numpy as np
+
+    if dtype.kind == "f":
+        limit = 2 ** (np.finfo(dtype).nmant + 1)
+        return -limit, limit
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _numeric(kind: str) -> bool:
+    return kind in ("double", "float", "int64", "int32", "int16", "int8") or kind.startswith("uint")
+
+
+def _numpy_type(kind: str) -> str:
+    return {"double": "float64", "float": "float32"}.get(kind, kind)
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise InvalidInput(
+            f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}.",
+            hint="auto serves the ONNX export when the version has one, else the native model.",
+        )
+    return runtime
+
+
+def pick_runtime(version: ModelVersion, runtime: str) -> str:
+    check_runtime(runtime)
+    if runtime == "auto":
+        return "onnx" if "onnx" in version.files else "native"
+    return runtime
+
+
+def load(uri: str, *, runtime: str, client: Client) -> Served:
+    """Load the version ``uri`` names now, in ``runtime``, warmed up."""
+    from shipyard.models import load_model, resolve
+
+    version = resolve(uri, client=client)
+    chosen = pick_runtime(version, runtime)
+    loaded = load_model(version.uri, format=chosen, client=client)
+    served = Served(loaded, chosen)
+    served.warm_up()
+    return served
+
+
+class Router:
+    """Chooses the version that answers each request; holds one version for now.
+
+    The reference is swapped whole (:meth:`swap`); :meth:`choose` reads it once.
+    """
+
+    def __init__(self) -> None:
+        self._current: Served | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current(self) -> Served | None:
+        return self._current
+
+    def choose(self, request_key: object = None) -> Served | None:
+        return self._current
+
+    def shadows(self) -> Sequence[Served]:
+        return ()
+
+    def swap(self, served: Served) -> Served | None:
+        previous, self._current = self._current, served
+        return previous
+
+    def versions(self) -> list[str]:
+        return [] if self._current is None else [self._current.uri]
