@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard._version import __version__
 
-_SUBPACKAGES = frozenset({"data", "errors", "models"})
+_SUBPACKAGES = frozenset({"data", "errors", "models", "monitoring", "serving"})
 _EXPORTS: dict[str, str] = {
     "Settings": "shipyard.config",
     **dict.fromkeys(["load_dataset", "register_dataset", "lineage"], "shipyard.data"),
+    **dict.fromkeys(["drift_report", "prepare_reference"], "shipyard.monitoring"),
     **dict.fromkeys(
         ["PythonModel", "delete_alias", "export_onnx", "load_model", "log_model", "set_alias"],
         "shipyard.models",
@@ -76,6 +77,7 @@ __all__ = [
     "__version__",
     "active_run",
     "delete_alias",
+    "drift_report",
     "end_run",
     "export_onnx",
     "flush",
@@ -88,6 +90,7 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "prepare_reference",
     "register_dataset",
     "set_alias",
     "set_tag",
@@ -122,6 +125,7 @@ if TYPE_CHECKING:
         log_model,
         set_alias,
     )
+    from shipyard.monitoring import drift_report, prepare_reference
     from shipyard.store.entities import (
         Artifact,
         AuditEvent,

@@ -10,8 +10,11 @@
     runs show RUN_ID           params, latest metrics, tags and artifacts of a run
     data add NAME PATH         register a CSV/Parquet file or folder as a dataset version
     data list|show|diff|validate|export|contract
-    lineage REF                upstream and downstream of a dataset version or run
+    lineage REF                upstream and downstream of a dataset version, model version or run
+    models list|show|alias|unalias|archive|export|card
+    drift REF CURRENT          test each column for drift from REF (exit 3 with --fail-on-drift)
     server                     serve the store over HTTP (REST API, auth, roles)
+    serve MODEL_URI            serve a model: /predict, /labels, /health, /ready, /metrics
     users create|list|set-role|disable
     tokens create|list|revoke  API tokens, shown once and stored hashed
 
@@ -25,11 +28,26 @@ from shipyard.cli._audit import audit
 from shipyard.cli._data import data, lineage
 from shipyard.cli._db import db
 from shipyard.cli._models import models
+from shipyard.cli._monitoring import drift
 from shipyard.cli._server import server, tokens, users
+from shipyard.cli._serving import serve
 from shipyard.cli._tracking import experiments, runs
 
 __all__ = ["cli", "main"]
 
-for _command in (audit, data, db, experiments, lineage, models, runs, server, tokens, users):
+for _command in (
+    audit,
+    data,
+    db,
+    drift,
+    experiments,
+    lineage,
+    models,
+    runs,
+    serve,
+    server,
+    tokens,
+    users,
+):
     cli.add_command(_command)
 del _command
