@@ -284,3 +284,209 @@ def write_json(name: str, payload: Mapping[str, object]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+# ------------------------------------------------------------------ servers
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free right now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(
+    url: str, *, timeout: float, process: subprocess.Popen | None = None, interval: float = 0.2
+) -> float:
+    """Poll ``url`` until it answers 2xx; return the seconds waited.
+
+    Raises :class:`BenchError` after ``timeout`` seconds, or as soon as
+    ``process`` (the server, if given) has exited.
+    """
+    import urllib.error
+    import urllib.request
+
+    started = time.perf_counter()
+    deadline = started + timeout
+    last = "no answer yet"
+    while time.perf_counter() < deadline:
+        if process is not None and process.poll() is not None:
+            raise BenchError(f"the server exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if 200 <= response.status < 300:
+                    return time.perf_counter() - started
+                last = f"HTTP {response.status}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(interval)
+    raise BenchError(f"{url} did not answer within {timeout:.0f} s ({last})")
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it spawned.
+
+    SIGTERM to its process group (whose id is the process's pid), a bounded
+    wait, then SIGKILL to the group for whatever is left.
+    """
+    import signal
+
+    pgid = process.pid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            process.poll()
+            try:
+                os.killpg(pgid, 0)  # is any member of the group still alive?
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+    process.wait(timeout=timeout)
+
+
+def compare_rounds(
+    cases: Sequence[Case],
+    peer: Callable[[], Mapping[str, float]],
+    ours: Callable[[], Mapping[str, float]],
+    *,
+    repeat: int,
+    warmup: int = 1,
+) -> list[Outcome]:
+    """Like :func:`compare`, for a measurement that yields several cases at once.
+
+    Each callable returns ``{case.key: value}`` for every case (e.g. one
+    server session measuring several loads); the rounds alternate as in
+    :func:`compare`, and one :class:`Outcome` per case is returned.
+    """
+    for _ in range(warmup):
+        peer()
+        ours()
+    samples: dict[str, tuple[list[float], list[float]]] = {c.key: ([], []) for c in cases}
+    for round_no in range(repeat):
+        pair = [(peer, 0), (ours, 1)]
+        if round_no % 2:
+            pair.reverse()
+        for measure, side in pair:
+            values = measure()
+            for case in cases:
+                samples[case.key][side].append(values[case.key])
+    return [Outcome(c, samples[c.key][0], samples[c.key][1]) for c in cases]
+
+
+class Server:
+    """Run a server for the length of a ``with`` block.
+
+    ``with Server(command, health_url=..., log_path=...) as server:`` starts
+    ``command`` in a session of its own (stdout and stderr to ``log_path``),
+    waits until ``health_url`` answers 2xx, then (with ``quiet_timeout``) until
+    the server's processes are idle (:func:`wait_until_quiet`: some servers
+    spawn helpers after they answer), and gives itself: ``process``,
+    ``startup_s`` (spawn to first 2xx), ``settle_s`` and ``settled`` (the
+    quiet wait and whether it ended quiet) and :meth:`log_text`. On leaving, the
+    process and all it spawned are stopped by :func:`stop_process_group`.
+    Raises :class:`BenchError`, with the log's tail, if the server does not
+    come up within ``timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        health_url: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 60,
+        quiet_timeout: float = 0,
+    ) -> None:
+        self.command, self.health_url, self.log_path = list(command), health_url, log_path
+        self.env, self.cwd, self.timeout = {**os.environ, **(env or {})}, cwd, timeout
+        self.quiet_timeout = quiet_timeout
+        self.process: subprocess.Popen | None = None
+        self.startup_s = 0.0
+        self.settle_s = 0.0
+        self.settled = True
+
+    def __enter__(self) -> Server:
+        started = time.perf_counter()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        try:
+            wait_for_http(self.health_url, timeout=self.timeout, process=self.process)
+        except BaseException as exc:
+            stop_process_group(self.process)
+            if isinstance(exc, BenchError):
+                tail = self.log_text()[-3000:]
+                raise BenchError(f"{self.command[0]} did not start: {exc}\n{tail}") from exc
+            raise
+        self.startup_s = time.perf_counter() - started
+        if self.quiet_timeout > 0:
+            settle_started = time.perf_counter()
+            self.settled = wait_until_quiet(self.process.pid, timeout=self.quiet_timeout)
+            self.settle_s = time.perf_counter() - settle_started
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+
+    def log_text(self) -> str:
+        """What the server has written to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def wait_until_quiet(
+    pgid: int,
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    max_cpu_share: float = 0.05,
+    quiet_intervals: int = 2,
+) -> bool:
+    """Wait until process group ``pgid`` uses under ``max_cpu_share`` of a core.
+
+    Quiet means ``quiet_intervals`` intervals in a row each below the share.
+    Returns whether it got quiet within ``timeout`` seconds.
+    """
+    deadline = time.perf_counter() + timeout
+    quiet, last = 0, group_cpu_seconds(pgid)
+    while time.perf_counter() < deadline:
+        time.sleep(interval)
+        now = group_cpu_seconds(pgid)
+        quiet = quiet + 1 if now - last < max_cpu_share * interval else 0
+        last = now
+        if quiet >= quiet_intervals:
+            return True
+    return False
