@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tests.unit.serving.conftest import make_client
 
 from shipyard.errors import InvalidInput
 from shipyard.serving import _log, log_labels, predictions
+from unit.serving.conftest import make_client
 
 
 def record(n: int, t: int = 1_700_000_000_000, version: str = "models:/credit/1") -> dict:

@@ -7,10 +7,10 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from tests.unit.serving.conftest import credit_frame, fit
 
 import shipyard as sy
 from shipyard.serving import predictions
+from unit.serving.conftest import credit_frame, fit
 
 ROW = {"inputs": [{"income": 6.0, "age": 40}]}
 _SAMPLE = re.compile(

@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.serving.conftest import (
+
+import shipyard as sy
+from unit.serving.conftest import (
     BASE,
     TestClient,
     credit_frame,
@@ -21,8 +23,6 @@ from tests.unit.serving.conftest import (
     make_client,
     wait_ready,
 )
-
-import shipyard as sy
 
 ROWS = [{"income": 6.5, "age": 30}, {"income": 3.0, "age": 71}, {"income": 5.2, "age": 45}]
 
