@@ -24,37 +24,61 @@ ROLES_METAVAR = "viewer|editor|admin"
 # ----------------------------------------------------------------------- server
 
 
+def listen_options(*, port: int, workers_help: str, insecure_risk: str) -> Any:
+    """The options every server command shares: where to listen, and who may call it."""
+    options = [
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to listen on. Beyond loopback, --auth is required (or --insecure).",
+        ),
+        click.option(
+            "--port",
+            default=port,
+            show_default=True,
+            type=click.IntRange(1, 65535),
+            help="TCP port.",
+        ),
+        click.option(
+            "--workers",
+            default=1,
+            show_default=True,
+            type=click.IntRange(1, 256),
+            help=workers_help,
+        ),
+        click.option(
+            "--auth", is_flag=True, help="Require a bearer token on every route but /health."
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Serve beyond loopback WITHOUT authentication (anyone who can reach the "
+            f"port can {insecure_risk}).",
+        ),
+        click.option(
+            "--allowed-host",
+            "allowed_hosts",
+            multiple=True,
+            metavar="HOST",
+            help="A Host header value to answer to, repeatable; '*' for any (default: the "
+            "--host address and localhost; required with --host 0.0.0.0).",
+        ),
+    ]
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on. Beyond loopback, --auth is required (or --insecure).",
-)
-@click.option(
-    "--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
-)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Worker processes (all share the store; use PostgreSQL for many writers).",
-)
-@click.option("--auth", is_flag=True, help="Require a bearer token on every route but /health.")
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Serve beyond loopback WITHOUT authentication (anyone who can reach the port "
-    "can read and change everything).",
-)
-@click.option(
-    "--allowed-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="HOST",
-    help="A Host header value to answer to, repeatable; '*' for any (default: the --host "
-    "address and localhost; required with --host 0.0.0.0).",
+@listen_options(
+    port=5000,
+    workers_help="Worker processes (all share the store; use PostgreSQL for many writers).",
+    insecure_risk="read and change everything",
 )
 @click.option(
     "--cors-origin",

@@ -9,7 +9,7 @@ import sys
 import click
 
 from shipyard.cli._app import State, pass_state
-from shipyard.cli._server import check_exposure
+from shipyard.cli._server import check_exposure, listen_options
 from shipyard.errors import ConfigError
 
 
@@ -21,22 +21,6 @@ from shipyard.errors import ConfigError
     help="Name of the deployment, which names its prediction log (default: the model's name).",
 )
 @click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on. Beyond loopback, --auth is required (or --insecure).",
-)
-@click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
-)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Worker processes; each loads the model and writes its own log segments.",
-)
-@click.option(
     "--runtime",
     type=click.Choice(["auto", "native", "onnx"]),
     default="auto",
@@ -44,20 +28,10 @@ from shipyard.errors import ConfigError
     help="auto: the version's ONNX export when it has one (checked against the original "
     "when exported), else the native model.",
 )
-@click.option("--auth", is_flag=True, help="Require a bearer token on every route but /health.")
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Serve beyond loopback WITHOUT authentication (anyone who can reach the port can "
-    "predict and post labels).",
-)
-@click.option(
-    "--allowed-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="HOST",
-    help="A Host header value to answer to, repeatable; '*' for any (default: the --host "
-    "address and localhost; required with --host 0.0.0.0).",
+@listen_options(
+    port=8080,
+    workers_help="Worker processes; each loads the model and writes its own log segments.",
+    insecure_risk="predict and post labels",
 )
 @pass_state
 def serve(
