@@ -320,3 +320,118 @@ tokens = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_tokens_user_id", "user_id"),
 )
+
+# ---------------------------------------------------------------------- deployments
+
+# What a serving process answers for, kept in the store so the definition
+# outlives the processes: the model URI (usually an alias, followed as it
+# moves), an optional canary taking a share of traffic and an optional shadow
+# that predicts on every request without answering.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("model_uri", String(PATH_LENGTH), nullable=False),
+    Column("canary_uri", String(PATH_LENGTH), nullable=True),
+    Column("canary_percent", Float(precision=53), nullable=True),
+    Column("shadow_uri", String(PATH_LENGTH), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# ----------------------------------------------------------------------- monitoring
+
+# A monitor watches one deployment's prediction log against a reference,
+# window by window (by time or by row count).
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("deployment", String(NAME_LENGTH), nullable=False),
+    Column("reference", String(PATH_LENGTH), nullable=False),  # e.g. dataset:credit@3
+    Column("reference_digest", String(71), nullable=True),  # the prepared reference's blob
+    Column("window_seconds", Integer, nullable=True),
+    Column("window_rows", Integer, nullable=True),
+    Column("columns", Text, nullable=True),  # JSON list, null for every input column
+    Column("tests", Text, nullable=True),  # JSON: one test name or {column: test}
+    Column("thresholds", Text, nullable=True),  # JSON: {column or test: threshold}
+    Column("task", String(16), nullable=True),  # "classification" or "regression"
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Index("ix_monitors_deployment", "deployment"),
+)
+
+# One evaluated window. ``number`` orders windows: the window's start divided
+# by its length for time windows, its ordinal for row windows. A window is
+# evaluated once for drift; performance is evaluated again when more of its
+# labels have arrived (``labelled`` counts them at the last evaluation).
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("start", BigInteger, nullable=False),  # ms, inclusive
+    Column("end", BigInteger, nullable=False),  # ms, exclusive
+    Column("rows", Integer, nullable=False),
+    Column("labelled", Integer, nullable=False),
+    Column("drift_share", Float(precision=53), nullable=True),
+    Column("metrics", Text, nullable=True),  # JSON: live performance {name: value}
+    Column("evaluated_at", BigInteger, nullable=False),
+    UniqueConstraint("monitor_id", "number"),
+)
+
+# Per window and column: ``kind`` is "input" (a feature) or "prediction".
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("window_id", Integer, ForeignKey("monitor_windows.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("column", String(NAME_LENGTH), primary_key=True),
+    Column("test", String(32), nullable=False),
+    Column("statistic", Float(precision=53), nullable=True),
+    Column("p_value", Float(precision=53), nullable=True),
+    Column("threshold", Float(precision=53), nullable=True),
+    Column("drift", Boolean, nullable=True),
+    Column("status", String(32), nullable=False),
+)
+
+# "drift_share > 0.3 for 2 windows", "roc_auc < 0.8": a rule on one monitor's
+# per-window values, notifying a log line always and a webhook when given.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("metric", String(NAME_LENGTH), nullable=False),
+    Column("op", String(2), nullable=False),  # <, <=, >, >=
+    Column("threshold", Float(precision=53), nullable=False),
+    Column("for_windows", Integer, nullable=False),
+    Column("webhook_url", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    UniqueConstraint("monitor_id", "name"),
+)
+
+# An alert opens when its rule fires and closes when the rule stops firing.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # "open" or "closed"
+    Column("opened_at", BigInteger, nullable=False),
+    Column("opened_window", BigInteger, nullable=False),  # monitor_windows.number
+    Column("closed_at", BigInteger, nullable=True),
+    Column("closed_window", BigInteger, nullable=True),
+    Column("value", Float(precision=53), nullable=True),  # the value that opened it
+    Column("message", Text, nullable=False),
+    Column("notified_at", BigInteger, nullable=True),
+    Column("notify_error", Text, nullable=True),
+    Index("ix_alerts_rule_id", "rule_id"),
+)

@@ -42,6 +42,8 @@ from shipyard.store.entities import (
     User,
 )
 from shipyard.tracking import _filter, _validate
+from shipyard.tracking._deployments import DeploymentsMixin
+from shipyard.tracking._monitors import MonitorsMixin
 
 if TYPE_CHECKING:
     from shipyard.blobs import BlobStore
@@ -53,7 +55,7 @@ SERVER_SCHEMES = ("http://", "https://")
 MetricLike = Metric | tuple[str, float] | tuple[str, float, int] | tuple[str, float, int, int]
 
 
-class Client:
+class Client(DeploymentsMixin, MonitorsMixin):
     """Experiments, runs, params, metrics, tags and artifacts in one metadata store.
 
     ``Client()`` reads its settings (``SHIPYARD_URI``, ``SHIPYARD_ARTIFACTS``,

@@ -4,8 +4,22 @@ Every route declares the least role it needs (``principal: Viewer``, ``Editor``
 or ``Admin``, see ``_common``) and calls the Client acting for the caller.
 """
 
-from shipyard.server._routes import datasets, governance, models, tracking
+from shipyard.server._routes import (
+    datasets,
+    deployments,
+    governance,
+    models,
+    monitors,
+    tracking,
+)
 
-ROUTERS = [tracking.router, datasets.router, models.router, governance.router]
+ROUTERS = [
+    tracking.router,
+    datasets.router,
+    models.router,
+    governance.router,
+    deployments.router,
+    monitors.router,
+]
 
 __all__ = ["ROUTERS"]

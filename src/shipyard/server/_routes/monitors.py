@@ -1,0 +1,9 @@
+"""Monitors, their per-window results, alert rules and alerts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from shipyard.server._routes._common import ERROR_RESPONSES
+
+router = APIRouter(prefix="/monitors", tags=["monitors"], responses=ERROR_RESPONSES)
