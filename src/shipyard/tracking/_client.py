@@ -42,6 +42,7 @@ from shipyard.store.entities import (
     User,
 )
 from shipyard.tracking import _filter, _validate
+from shipyard.tracking._alerts import AlertsMixin
 from shipyard.tracking._deployments import DeploymentsMixin
 from shipyard.tracking._monitors import MonitorsMixin
 
@@ -55,7 +56,7 @@ SERVER_SCHEMES = ("http://", "https://")
 MetricLike = Metric | tuple[str, float] | tuple[str, float, int] | tuple[str, float, int, int]
 
 
-class Client(DeploymentsMixin, MonitorsMixin):
+class Client(DeploymentsMixin, MonitorsMixin, AlertsMixin):
     """Experiments, runs, params, metrics, tags and artifacts in one metadata store.
 
     ``Client()`` reads its settings (``SHIPYARD_URI``, ``SHIPYARD_ARTIFACTS``,

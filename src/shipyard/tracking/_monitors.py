@@ -1,7 +1,7 @@
-"""Monitors, their per-window results, alert rules and alerts (see shipyard.monitoring)."""
+"""Monitors and their per-window results (see shipyard.monitoring)."""
 
 from __future__ import annotations
 
 
 class MonitorsMixin:
-    """Monitors, their per-window results, alert rules and alerts (see shipyard.monitoring)."""
+    """Monitors and their per-window results (see shipyard.monitoring)."""

@@ -69,6 +69,7 @@ from shipyard.tracking._client import (
     _status,
     is_server_uri,
 )
+from shipyard.tracking._remote_alerts import RemoteAlertsMixin
 from shipyard.tracking._remote_deployments import RemoteDeploymentsMixin
 from shipyard.tracking._remote_monitors import RemoteMonitorsMixin
 
@@ -92,7 +93,7 @@ METRICS_PER_REQUEST = 10_000
 TIMEOUT = httpx.Timeout(300.0, connect=10.0, pool=60.0)
 
 
-class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, Client):
+class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixin, Client):
     """A :class:`Client` whose store is a Shipyard server; build it as ``Client(uri)``.
 
     One keep-alive connection pool per client, safe to share between threads.

@@ -5,6 +5,7 @@ or ``Admin``, see ``_common``) and calls the Client acting for the caller.
 """
 
 from shipyard.server._routes import (
+    alerts,
     datasets,
     deployments,
     governance,
@@ -20,6 +21,7 @@ ROUTERS = [
     governance.router,
     deployments.router,
     monitors.router,
+    alerts.router,
 ]
 
 __all__ = ["ROUTERS"]

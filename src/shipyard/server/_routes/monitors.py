@@ -1,4 +1,4 @@
-"""Monitors, their per-window results, alert rules and alerts."""
+"""Monitors and their per-window results."""
 
 from __future__ import annotations
 
