@@ -20,11 +20,18 @@ data are loaded; the DataFrames themselves are resident and counted).
   (c) 1M x 20, Kolmogorov-Smirnov forced on both  Evidently vs Shipyard   no goal (>= 1x shown)
   (d) 1M x 20, KS: a plain ``scipy.stats.ks_2samp`` loop vs Shipyard (KS)  goal >= 1x
   peak memory in (a), (b), (c): Shipyard at most 1/4 of Evidently's        goal >= 4x
+  (e) 100k x 20 and (f) 1M x 20, default tests, from the Parquet files      time and memory
+
+Cases (e) and (f) start both sides from the same two Parquet files, each in its
+own way, and time and measure from the files to the report: Evidently reads
+them into pandas DataFrames (its API takes DataFrames), Shipyard is given the
+paths and reads one column at a time. In (a)-(c) the DataFrames, loaded before
+the window, are resident and count against both sides: 320 MB at 1M rows.
 
 Sides alternate, one unmeasured warm-up round comes first, medians of
 ``--repeat`` rounds are reported; the columns each side flags are compared.
 
-Usage: ``.venv/bin/python benchmarks/drift.py [--repeat N] [--cases a,b,c,d] [--quick]``
+Usage: ``.venv/bin/python benchmarks/drift.py [--repeat N] [--cases a,...,f] [--quick]``
 (``--quick``: case (a) only). Evidently runs from ``benchmarks/.envs/evidently-0.7.23/``,
 made on first use. Results: printed, and written to ``benchmarks/results/drift.json``.
 
@@ -111,6 +118,7 @@ class Spec:
     tests: str  # "default" or "ks"
     peer: str  # "evidently" or "scipy"
     mem_case: Case | None
+    source: str = "frames"  # "frames": loaded DataFrames; "files": the Parquet paths
 
 
 def _time_case(key: str, title: str, goal: float) -> Case:
@@ -149,6 +157,22 @@ SPECS = {
         "ks",
         "scipy",
         None,
+    ),
+    "e": Spec(
+        _time_case("e", "100k x 20, default tests, from Parquet files", 20),
+        "100k",
+        "default",
+        "evidently",
+        _mem_case("e", "100k x 20, default tests, from Parquet files"),
+        source="files",
+    ),
+    "f": Spec(
+        _time_case("f", "1M x 20, default tests, from Parquet files", 50),
+        "1m",
+        "default",
+        "evidently",
+        _mem_case("f", "1M x 20, default tests, from Parquet files"),
+        source="files",
     ),
 }
 PEER_LABELS = {"evidently": "Evidently", "scipy": "scipy"}
@@ -273,8 +297,29 @@ def _load(rows: int, seed: int) -> tuple[Any, Any, str]:
     return ref, cur, digest.hexdigest()[:16]
 
 
+def _file_digest(rows: int, seed: int) -> tuple[Path, Path, str]:
+    """Both Parquet paths and a digest of the files' bytes (untimed)."""
+    ref_path, cur_path, _ = _paths(rows, seed)
+    digest = hashlib.sha256()
+    for path in (ref_path, cur_path):
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return ref_path, cur_path, digest.hexdigest()[:16]
+
+
+def _frames(ref: Any, cur: Any) -> tuple[Any, Any]:
+    """DataFrames as given, or read from the Parquet paths as Evidently's users would."""
+    if isinstance(ref, Path):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(ref).to_pandas(), pq.read_table(cur).to_pandas()
+    return ref, cur
+
+
 # Each contender: prepare() imports the tool (untimed) and returns (version, compute,
-# summarize); compute(ref, cur, tests) is the timed call; summarize(result) turns
+# summarize); compute(ref, cur, tests) is the timed call (on DataFrames, or on the
+# two Parquet paths for the "files" cases); summarize(result) turns
 # its result into {"drift_share", "columns": {name: {...}}} (untimed).
 
 
@@ -285,6 +330,7 @@ def _evidently() -> tuple[str, Callable, Callable]:
 
     def compute(ref: Any, cur: Any, tests: str) -> Any:
         options = {} if tests == "default" else {"per_column_method": dict.fromkeys(COLUMNS, "ks")}
+        ref, cur = _frames(ref, cur)
         return Report([DataDriftPreset(**options)]).run(current_data=cur, reference_data=ref)
 
     def summarize(snapshot: Any) -> dict:
@@ -318,6 +364,8 @@ def _shipyard() -> tuple[str, Callable, Callable]:
     from shipyard.monitoring import drift_report
 
     def compute(ref: Any, cur: Any, tests: str) -> Any:
+        if isinstance(ref, Path):
+            ref, cur = str(ref), str(cur)
         if tests == "default":
             return drift_report(ref, cur)
         return drift_report(ref, cur, tests=tests)
@@ -341,6 +389,7 @@ def _scipy() -> tuple[str, Callable, Callable]:
     from scipy.stats import ks_2samp
 
     def compute(ref: Any, cur: Any, tests: str) -> Any:
+        ref, cur = _frames(ref, cur)
         return {c: ks_2samp(ref[c].to_numpy(), cur[c].to_numpy()) for c in COLUMNS}
 
     def summarize(results: Any) -> dict:
@@ -373,7 +422,10 @@ def job_measure(args: argparse.Namespace) -> dict:
     version, compute, summarize = TOOLS[args.worker]()
     import_s = time.perf_counter() - started
     with Stopwatch() as load:
-        ref, cur, digest = _load(args.rows, args.seed)
+        if args.source == "files":
+            ref, cur, digest = _file_digest(args.rows, args.seed)
+        else:
+            ref, cur, digest = _load(args.rows, args.seed)
     gc.collect()
     process_peak_before = _peak_mib()  # imports + reading Parquet
     reset = _reset_peak()
@@ -443,6 +495,7 @@ class Bench:
         """A measurement: one fresh worker; keeps its report, returns its seconds."""
         results = self.kept.setdefault(key, {}).setdefault(contender, [])
         args = ["--worker", contender, "--rows", str(ROWS[spec.rows]), "--tests", spec.tests]
+        args += ["--source", spec.source]
 
         def measure() -> float:
             result = run_worker(
@@ -544,18 +597,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (the worker options are hidden)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="measured rounds (default 3)")
-    parser.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument(
+        "--cases", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f"
+    )
     parser.add_argument("--quick", action="store_true", help="case (a) only (100k rows)")
     hidden = argparse.SUPPRESS
     parser.add_argument("--worker", choices=[*sorted(TOOLS), "generate"], help=hidden)
     parser.add_argument("--rows", type=int, help=hidden)
     parser.add_argument("--tests", choices=["default", "ks"], default="default", help=hidden)
+    parser.add_argument("--source", choices=["frames", "files"], default="frames", help=hidden)
     parser.add_argument("--seed", type=int, default=SEED, help=hidden)
     args = parser.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(args.cases) - set(SPECS)
     if unknown:
-        parser.error(f"unknown case(s) {sorted(unknown)}; choose from a,b,c,d")
+        parser.error(f"unknown case(s) {sorted(unknown)}; choose from {','.join(SPECS)}")
     if args.quick:
         args.cases = ["a"]
     if args.repeat < 1:
@@ -628,8 +684,9 @@ def run_parent(args: argparse.Namespace) -> None:
                     "scaled": f"{', '.join(SCALED)}: x {SCALE} around the reference mean",
                     "parquet_bytes": {s: m["bytes"] for s, m in data.items()},
                 },
-                "timed": "the call from two loaded pandas DataFrames to the computed report "
-                "(imports, reading Parquet and extracting results untimed)",
+                "timed": "(a)-(d): the call from two loaded pandas DataFrames to the computed "
+                "report (imports, reading Parquet and extracting results untimed); (e), (f): "
+                "from the two Parquet paths to the report, reading included",
                 "memory": "VmHWM of the worker over the timed window (reset via "
                 "/proc/self/clear_refs after loading; the DataFrames are resident and counted); "
                 "increment = that peak minus the RSS at the window's start",

@@ -19,7 +19,7 @@ import numpy as np
 from shipyard.errors import InvalidInput
 from shipyard.monitoring import _registry
 from shipyard.monitoring._column import Column, parallel_map
-from shipyard.monitoring._reference import Reference, prepare_reference
+from shipyard.monitoring._reference import Reference, streamed_reference
 from shipyard.monitoring._report import ColumnDrift, DriftReport, Histogram
 from shipyard.monitoring._source import open_table
 
@@ -67,14 +67,16 @@ def compare(
     """:func:`drift_report`, plus ``thresholds``: column -> threshold overriding the test's."""
     names = _column_names(columns)
     chosen = _test_choice(tests)
-    prepared = prepare_reference(reference, names, client=client)
-    if names is None:
-        names = prepared.names
-    plan = _plan(prepared, names, chosen)
-    for column in thresholds or {}:
-        if column not in names:
-            raise InvalidInput(f"A threshold names column {column!r}, which is not tested.")
-    with open_table(current, role="current", client=client) as source:
+    with (
+        streamed_reference(reference, names, client=client) as prepared,
+        open_table(current, role="current", client=client) as source,
+    ):
+        if names is None:
+            names = prepared.names
+        plan = _plan(prepared, names, chosen)
+        for column in thresholds or {}:
+            if column not in names:
+                raise InvalidInput(f"A threshold names column {column!r}, which is not tested.")
         found = parallel_map(
             lambda name: _one_column(
                 prepared, source, name, plan[name], (thresholds or {}).get(name)
@@ -142,20 +144,15 @@ def _plan(reference: Reference, names: list[str], chosen: str | dict[str, str]) 
     if chosen == _registry.AUTO:
         return dict.fromkeys(names, _registry.AUTO)
     test = _registry.get_test(chosen)
-    readable = [n for n in names if _kind_of(reference, n) in test.kinds]
+    readable = [n for n in names if reference.kind(n) in test.kinds]
     if not readable:
         _check_kind(reference, names[0], chosen)
     return {n: chosen if n in readable else _registry.AUTO for n in names}
 
 
-def _kind_of(reference: Reference, name: str) -> str | None:
-    column = reference.columns.get(name)
-    return None if column is None else column.kind
-
-
 def _check_kind(reference: Reference, name: str, test_name: str) -> None:
     test = _registry.get_test(test_name)
-    kind = _kind_of(reference, name)
+    kind = reference.kind(name)
     if kind not in test.kinds:
         what = kind or f"of type {reference.skipped.get(name)}, which no test reads"
         suited = [

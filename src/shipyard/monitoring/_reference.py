@@ -21,10 +21,11 @@ Bytes layout (:meth:`Reference.to_bytes`, version 1), deterministic, no pickle::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,15 @@ class Reference:
     @property
     def names(self) -> list[str]:
         return [*self.columns, *(n for n in self.skipped if n not in self.columns)]
+
+    def kind(self, name: str) -> str | None:
+        """The column's kind ("numeric", "categorical"), None if no test reads it.
+
+        Asked of a streamed reference, this reads no column."""
+        if isinstance(self.columns, _StreamedColumns):
+            return self.columns.kinds.get(name)
+        column = self.columns.get(name)
+        return None if column is None else column.kind
 
     def to_bytes(self) -> bytes:
         """The reference in the versioned layout above; equal references give equal bytes."""
@@ -155,10 +165,30 @@ def prepare_reference(
     ``NAME@V``, or a Reference (returned as it is, or cut to ``columns``).
     ``client``: the store dataset references are read from.
     """
+    if isinstance(data, Reference):
+        return data if columns is None else _select(data, list(columns))
+    with streamed_reference(data, columns, client=client) as streamed:
+        readable = list(streamed.columns)
+        read = parallel_map(streamed.columns.__getitem__, readable)
+        kept = dict(zip(readable, read, strict=True))
+        return Reference(rows=streamed.rows, columns=kept, skipped=streamed.skipped)
+
+
+@contextlib.contextmanager
+def streamed_reference(
+    data: Any, columns: Iterable[str] | None = None, *, client: Client | None = None
+) -> Iterator[Reference]:
+    """A Reference whose columns are read from ``data`` each time one is asked for.
+
+    For a single comparison (``drift_report`` with reference data rather than a
+    prepared Reference) this holds one reference column per worker instead of
+    all of them: at 1M rows x 20 columns, 16 MiB instead of 160 MiB.
+    """
     from shipyard.monitoring import _source
 
     if isinstance(data, Reference):
-        return data if columns is None else _select(data, list(columns))
+        yield data if columns is None else _select(data, list(columns))
+        return
     with _source.open_table(data, role="reference", client=client) as source:
         if source.rows == 0:
             raise InvalidInput(
@@ -169,10 +199,31 @@ def prepare_reference(
         _check_known(wanted, source.names, source.description)
         kinds = {name: source.kind(name) for name in wanted}
         skipped = {n: str(source.type(n)) for n, kind in kinds.items() if kind is None}
-        readable = [n for n, kind in kinds.items() if kind is not None]
-        read = parallel_map(lambda n: source.column(n, kinds[n]), readable)
-        kept = dict(zip(readable, read, strict=True))
-        return Reference(rows=source.rows, columns=kept, skipped=skipped)
+        readable = {n: kind for n, kind in kinds.items() if kind is not None}
+        yield Reference(
+            rows=source.rows,
+            columns=_StreamedColumns(readable, lambda n: source.column(n, readable[n])),
+            skipped=skipped,
+        )
+
+
+class _StreamedColumns(Mapping[str, Column]):
+    """Column name -> Column, read on every lookup and kept by nobody but the caller."""
+
+    def __init__(self, kinds: Mapping[str, str], read: Callable[[str], Column]) -> None:
+        self.kinds = dict(kinds)
+        self._read = read
+
+    def __getitem__(self, name: str) -> Column:
+        if name not in self.kinds:
+            raise KeyError(name)
+        return self._read(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
 
 
 def _select(reference: Reference, names: list[str]) -> Reference:
