@@ -360,6 +360,8 @@ def _evidently() -> tuple[str, Callable, Callable]:
 
 
 def _shipyard() -> tuple[str, Callable, Callable]:
+    import pyarrow.parquet  # noqa: F401  (imported on first use: not part of the timed work)
+
     import shipyard
     from shipyard.monitoring import drift_report
 

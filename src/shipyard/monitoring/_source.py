@@ -165,8 +165,6 @@ def _open_parquet_bytes(blob: Any, description: str) -> Source:
 
 
 def _open_path(path: Path, role: str, stack: contextlib.ExitStack) -> Source:
-    from shipyard.data import _ingest
-
     if not path.exists():
         raise InvalidInput(
             f"No file or folder {str(path)!r} for the {role} data.",
@@ -175,6 +173,8 @@ def _open_path(path: Path, role: str, stack: contextlib.ExitStack) -> Source:
     name = path.name.lower()
     if path.is_file() and name.endswith((".parquet", ".pq")):
         return _open_parquet_bytes(str(path), f"file {str(path)!r}")
+    from shipyard.data import _ingest  # pandas, CSV readers: only for files that need them
+
     opened = _ingest.open_source(path)
     reader = pa.RecordBatchReader.from_batches(opened.schema, opened.batches)
     return _spool(reader, f"file {str(path)!r}", stack)
