@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import shipyard as sy
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.data import ContractViolation
+from shipyard.errors import IntegrityError, InvalidInput, NotFound
 
 
 def frame(rows: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -140,8 +141,133 @@ def test_what_needs_the_store_says_so_remotely(any_client: sy.Client, mode: str)
         lambda: any_client.store,
         lambda: any_client.blobs,
         any_client.upgrade_db,
-        lambda: any_client.create_user("ann", "viewer"),
-        lambda: any_client.create_token("ann"),
+        lambda: any_client.authenticate("sy_0123456789ab_secret"),
+        lambda: any_client.as_actor("ann"),
     ):
         with pytest.raises(ConfigError, match="needs direct store access"):
             call()
+
+
+STRICT = """\
+mode: strict
+columns:
+  income: {type: double, nullable: false}
+  age: {type: int64, nullable: false, min: 18, max: 60}
+  region: {type: string, nullable: false, categories: [north, south]}
+"""
+
+
+def test_register_with_a_contract(any_client: sy.Client) -> None:
+    first = sy.register_dataset("credit", frame())
+    strict = sy.data.Contract.from_yaml(STRICT)
+    old_people = frame(30, seed=2).assign(age=70)
+    with pytest.raises(ContractViolation, match=r"age: expected values <= 60") as refused:
+        sy.register_dataset("credit", old_people, contract=strict)
+    assert "strict contract" in refused.value.message
+    assert [v.version for v in sy.data.dataset_versions("credit")] == [1]
+    assert sy.data.get_dataset("credit").contract_version == first.contract_version
+
+    kept = sy.register_dataset("credit", frame(30, seed=2).assign(age=40), contract=strict)
+    assert kept.version == 2
+    assert kept.contract_version == first.contract_version + 1
+    assert sy.data.Contract.from_yaml(sy.data.dataset_contract("credit")) == strict
+    # The stored strict contract now refuses by itself; strict=False overrides it once.
+    with pytest.raises(ContractViolation):
+        sy.register_dataset("credit", old_people)
+    warned = sy.register_dataset("credit", old_people, strict=False)
+    assert (warned.version, warned.status) == (3, "warn")
+    # A new dataset may start with a contract of its own.
+    fresh = sy.register_dataset("fresh", frame().assign(age=30), contract=strict.to_yaml())
+    assert fresh.contract_version == 1
+    assert "max: 60" in sy.data.dataset_contract("fresh")
+
+    with pytest.raises(InvalidInput, match="not valid YAML"):
+        sy.register_dataset("credit", frame(), contract="mode: [strict")
+    with pytest.raises(InvalidInput, match="Contract"):
+        sy.register_dataset("credit", frame(), contract=42)
+    with pytest.raises(InvalidInput, match="mode"):
+        sy.register_dataset("credit", frame(), contract="mode: sometimes\ncolumns: {}\n")
+    assert [v.version for v in sy.data.dataset_versions("credit")] == [1, 2, 3]
+
+
+def test_diff_datasets(any_client: sy.Client) -> None:
+    sy.register_dataset("credit", frame())
+    sy.register_dataset("credit", frame(80, seed=1).assign(income=lambda f: f.income + 3))
+    found = sy.data.diff_datasets("credit", 1, 2)
+    assert isinstance(found, sy.data.DatasetDiff)
+    assert (found.name, found.old, found.new, found.rows_old, found.rows_new) == (
+        "credit",
+        1,
+        2,
+        60,
+        80,
+    )
+    by_column = {c.column: c for c in found.columns}
+    assert by_column["income"].test == "ks"
+    assert by_column["income"].drift
+    assert by_column["region"].test == "psi"
+    assert found.retyped_columns == {}
+    assert found == sy.data.diff_datasets("credit", 1, 2, client=any_client)
+
+    with pytest.raises(NotFound):
+        sy.data.diff_datasets("credit", 1, 9)
+    with pytest.raises(NotFound):
+        sy.data.diff_datasets("nothing", 1, 2)
+    for old in (0, -1, "1", True, 1.5):
+        with pytest.raises(InvalidInput, match="old must be a dataset version"):
+            sy.data.diff_datasets("credit", old, 2)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="dataset name"):
+        sy.data.diff_datasets("bad name!", 1, 2)
+
+
+def test_export_onnx(any_client: sy.Client, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    data = frame()
+    X = data[["income", "age"]]
+    model = LogisticRegression(max_iter=500).fit(X, data["income"] > 5)
+    version = sy.log_model(model, "credit", input_example=X.head())
+    exported = sy.export_onnx(version.uri)
+    onnx_file = exported.files["onnx"]
+    assert (onnx_file.format, onnx_file.serialization) == ("onnx", "onnx")
+    assert onnx_file.meta["checked"]["rows"] == 5
+    assert any_client.get_model_version("credit", 1).files["onnx"] == onnx_file
+    loaded = sy.load_model(version.uri, format="onnx")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    folder = sy.models.export_folder(version.uri, tmp_path / "onnx-folder")
+    assert (folder / "model.onnx").stat().st_size == onnx_file.size
+
+    with pytest.raises(InvalidInput, match="input example"):
+        sy.export_onnx(sy.log_model(model, "credit").uri)  # no input example: nothing to check
+    with pytest.raises(NotFound):
+        sy.export_onnx("models:/credit/9")
+    with pytest.raises(InvalidInput, match="tolerance"):
+        sy.export_onnx(version.uri, tolerance=-1)
+    assert "onnx" not in any_client.get_model_version("credit", 2).files
+
+
+def test_an_onnx_upload_that_does_not_match_its_digest_is_not_stored(
+    any_client: sy.Client, mode: str
+) -> None:
+    if mode != "remote":
+        pytest.skip("only a remote export uploads")
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.tracking import _remote
+
+    data = frame()
+    X = data[["income", "age"]]
+    version = sy.log_model(
+        LogisticRegression().fit(X, data["income"] > 5), "credit", input_example=X.head()
+    )
+    real_hash = _remote._hash_file
+
+    def lying_hash(path: Path) -> tuple[str, int]:
+        _, size = real_hash(path)
+        return "sha256:" + "0" * 64, size
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_remote, "_hash_file", lying_hash)
+        with pytest.raises(IntegrityError, match="nothing was stored"):
+            sy.export_onnx(version.uri)
+    assert "onnx" not in any_client.get_model_version("credit", 1).files

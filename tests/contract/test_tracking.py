@@ -171,3 +171,20 @@ def test_audit_trail(any_client: sy.Client) -> None:
 def test_errors_are_shipyard_errors(any_client: sy.Client) -> None:
     with pytest.raises(ShipyardError):
         any_client.get_model("nope")
+
+
+def test_create_run_returns_the_run_get_run_reads(any_client: sy.Client) -> None:
+    """create_run builds its answer from what it wrote; it must equal a fresh read."""
+    plain = any_client.create_run()
+    assert plain == any_client.get_run(plain.run_id)
+    assert plain.name.startswith("run-")
+    experiment = any_client.get_experiment("Default").experiment_id
+    child = any_client.create_run(
+        experiment, name="child", tags={"n": 1, "ok": True}, parent_run_id=plain.run_id
+    )
+    assert child == any_client.get_run(child.run_id)
+    assert (child.experiment_id, child.tags) == (experiment, {"n": "1", "ok": "True"})
+    assert (child.params, child.metrics, child.end_time) == ({}, {}, None)
+    assert child.created_by == any_client.audit_events("run", child.run_id)[0].actor
+    with sy.start_run(experiment="fluent", tags={"t": "v"}) as run:  # heartbeat on
+        assert run.info == any_client.get_run(run.run_id)

@@ -1,9 +1,11 @@
 """``shipyard server``, ``shipyard users`` and ``shipyard tokens``: serve the store over HTTP
 and manage who may call it.
 
-Users and tokens are managed here, on the server's machine, straight in the
-store: there is no default user and no default token, so a server started with
-``--auth`` lets nobody in until an admin creates them.
+Users and tokens are managed with the store's URI on the server's machine, or
+with ``SHIPYARD_URI`` naming a server and ``SHIPYARD_TOKEN`` an admin's token
+(the ``/api/v1/users`` and ``/api/v1/tokens`` routes). There is no default user
+and no default token, so a server started with ``--auth`` lets nobody in until
+the first admin is created on its machine, straight in the store.
 """
 
 from __future__ import annotations

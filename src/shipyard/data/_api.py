@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from shipyard.data import _register
 from shipyard.data._contract import Contract, ValidationReport
-from shipyard.data._diff import DatasetDiff, diff
+from shipyard.data._diff import DatasetDiff
 from shipyard.errors import InvalidInput
 from shipyard.governance.lineage import Lineage
 from shipyard.store.entities import Dataset, DatasetVersion
@@ -151,9 +151,19 @@ def lineage(ref: str, *, depth: int = 25, client: Client | None = None) -> Linea
 
 
 def diff_datasets(name: str, old: int, new: int, *, client: Client | None = None) -> DatasetDiff:
-    """Schema, row-count and per-column distribution changes between two versions."""
+    """Schema, row-count and per-column distribution changes between two versions.
+
+    Against a server it is computed there, next to the data: the answer is a few
+    numbers per column, while the two versions may be gigabytes each.
+    """
+    for label, number in (("old", old), ("new", new)):
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise InvalidInput(
+                f"{label} must be a dataset version number (1 or more); got {number!r}.",
+                hint=f"List the versions with `shipyard data show {name}`.",
+            )
     client, _ = _client_and_run(client)
-    return diff(client, _register.check_name(name), old, new)
+    return client._diff_datasets(_register.check_name(name), old, new)
 
 
 def export_dataset(

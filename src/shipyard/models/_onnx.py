@@ -53,7 +53,6 @@ from shipyard import _files
 from shipyard.errors import AlreadyExists, InvalidInput
 from shipyard.models import _api, _flavors
 from shipyard.models._signature import Signature
-from shipyard.store import models as models_repo
 from shipyard.store.entities import ModelFile, ModelVersion
 
 if TYPE_CHECKING:
@@ -124,19 +123,66 @@ def export_onnx(
     onnx.helper.set_model_props(proto, {META_KEY: json.dumps(meta)})
     data = proto.SerializeToString()
     difference = _check(data, loaded, example, meta, tolerance, version)
-    info = client.blobs.put(data)
     meta |= {
         "opset": {"ai.onnx": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
         "converter": f"skl2onnx {importlib.metadata.version('skl2onnx')}",
         "checked": {"rows": len(example), "tolerance": tolerance, "max_difference": difference},
     }
-    with client.store.write(client.actor) as tx:
-        return models_repo.add_file(
-            tx,
-            version.name,
-            version.version,
-            ModelFile("onnx", "onnx", info.digest, info.size, meta),
+    # Against a server: converted and checked here, uploaded, and checked again there.
+    return client._add_model_file(version, data, format="onnx", serialization="onnx", meta=meta)
+
+
+#: The keys of an ONNX file's meta: what a runtime needs, then how it was made and checked.
+_RUNTIME_KEYS = ("inputs", "outputs", "predict_output", "proba_output", "classes")
+_META_KEYS = (*_RUNTIME_KEYS, "opset", "converter", "checked")
+
+
+def add_stored_onnx(
+    client: Client, name: str, version: int, *, digest: str, size: int, meta: Mapping[str, Any]
+) -> ModelVersion:
+    """Record an uploaded ONNX file as the ``onnx`` format of ``name``/``version`` (a
+    remote :func:`export_onnx`); return the version.
+
+    The client converted and checked it against the original model. The server
+    does not run that check again: it would have to load the native model, maybe
+    a pickle, which a server never does. It checks what it can without that: the
+    version may be exported, the file is stored, ``size`` long and hashes to
+    ``digest``, it parses as ONNX, and ``meta`` is whole and describes the same
+    inputs and outputs as the ``shipyard`` entry inside the file, which is what
+    ``load_model(uri, format="onnx")`` will feed it by.
+    """
+    import onnx
+
+    found = client.get_model_version(name, version)
+    _require_exportable(found)
+    missing = [key for key in _META_KEYS if key not in meta]
+    if missing:
+        raise InvalidInput(
+            f"The meta of the ONNX file for {found.uri} lacks {', '.join(missing)}.",
+            hint="Send the meta export_onnx writes; shipyard.export_onnx(uri) does.",
         )
+    data = client.blobs.get(digest)  # NotFound if absent, IntegrityError if it does not hash
+    if len(data) != size:
+        raise InvalidInput(f"The stored file {digest} has {len(data):,} bytes, not {size:,}.")
+    try:
+        proto = onnx.load_model_from_string(data)
+        inside = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
+    except Exception as exc:  # protobuf's DecodeError, a missing entry, bad JSON
+        raise InvalidInput(
+            f"The file {digest} is not an ONNX model made by export_onnx for {found.uri} "
+            f"({type(exc).__name__}: {exc}).",
+            hint="Export with shipyard.export_onnx(uri), which uploads the file it converted.",
+        ) from exc
+    differing = [key for key in _RUNTIME_KEYS if inside.get(key) != meta[key]]
+    if differing:
+        raise InvalidInput(
+            f"The meta sent for the ONNX file of {found.uri} disagrees with the file's own "
+            f"'{META_KEY}' entry in {', '.join(differing)}.",
+            hint="Send the meta export_onnx wrote along with this file.",
+        )
+    return client._record_model_file(
+        found.name, found.version, ModelFile("onnx", "onnx", digest, size, dict(meta))
+    )
 
 
 def _require_exportable(version: ModelVersion) -> None:

@@ -150,7 +150,7 @@ class Refused(Exception):
 
 _TOKEN_HINT = (
     "Send `Authorization: Bearer <token>`; an admin creates tokens with "
-    "`shipyard tokens create USER` on the server's machine."
+    "`shipyard tokens create USER`."
 )
 
 

@@ -529,3 +529,62 @@ class AuditReport(Response):
     checked: int
     first_bad_seq: int | None = None
     reason: str | None = None
+
+
+# ------------------------------------------------------------------- users, tokens
+# Names and roles are checked by the client (shipyard.governance._users), whose
+# messages say what a valid one looks like; the schema only bounds their size.
+
+UserName = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+RoleName = Annotated[StrictStr, Field(min_length=1, max_length=16, examples=["editor"])]
+
+
+class User(Response):
+    name: str
+    role: Literal["viewer", "editor", "admin"]
+    disabled: bool
+    created_at: int
+    created_by: str
+
+
+class UserCreate(Request):
+    name: UserName
+    role: RoleName
+
+
+class UserUpdate(Request):
+    """What to change; a field left out stays as it is."""
+
+    role: RoleName | None = None
+    disabled: StrictBool | None = None
+
+
+class Token(Response):
+    """A token's public record: never the token text, nor its hash."""
+
+    token_id: str
+    user: str
+    name: str | None
+    created_at: int
+    created_by: str
+    last_used_at: int | None
+    expires_at: int | None
+    revoked_at: int | None
+
+
+class TokenCreate(Request):
+    user: UserName
+    #: A label, such as 'ci' or 'laptop'.
+    name: Annotated[StrictStr, Field(min_length=1, max_length=NAME_LENGTH)] | None = None
+    #: Stop working after this many days (left out: works until revoked).
+    expires_days: StrictInt | None = None
+
+
+class TokenCreated(Response):
+    """A new token: ``secret`` is the text to send as ``Authorization: Bearer <secret>``.
+
+    It is in this response only: the store keeps a hash, so it cannot be shown again.
+    """
+
+    token: Token
+    secret: str

@@ -54,8 +54,9 @@ def create(
     parent_run_id: str | None,
     tags_: Mapping[str, str],
     heartbeat: bool,
+    start_time: int,
 ) -> int:
-    now = now_ms()
+    now = start_time
     pk = tx.conn.execute(
         _INSERT_RUN,
         {

@@ -70,7 +70,9 @@ def create_user(tx: WriteTx, name: str, role: str, *, now: int) -> User:
             )
     except sa_exc.IntegrityError as exc:
         raise AlreadyExists(
-            "user", name, hint="Pick another name, or change its role with `shipyard users role`."
+            "user",
+            name,
+            hint="Pick another name, or change its role with `shipyard users set-role NAME ROLE`.",
         ) from exc
     tx.audit("user.create", "user", name, {"role": role})
     return User(name, role, False, now, tx.actor)

@@ -12,13 +12,14 @@ and sha256 (``X-Shipyard-Digest``) before the first byte, so the server stores
 nothing that does not match; a download goes to a temporary file, is checked
 against its length and registered digest, and only then renamed into place.
 
-What has no route yet (users and tokens, schema upgrades, ``store`` and
-``blobs`` themselves) raises :class:`ConfigError` saying it needs direct store
-access: nothing silently falls back to a local store.
+What has no route (schema upgrades, checking a token, acting for another
+user, ``store`` and ``blobs`` themselves) raises :class:`ConfigError` saying
+it needs direct store access: nothing silently falls back to a local store.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import math
@@ -26,6 +27,7 @@ import os
 import tempfile
 import threading
 import urllib.parse
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -75,6 +77,7 @@ from shipyard.tracking._remote_monitors import RemoteMonitorsMixin
 
 if TYPE_CHECKING:
     from shipyard.blobs import BlobStore
+    from shipyard.data._diff import DatasetDiff
     from shipyard.governance.audit import AuditReport
     from shipyard.governance.lineage import Lineage
     from shipyard.store import Store
@@ -85,6 +88,9 @@ __all__ = ["API_PATH", "DIGEST_HEADER", "RemoteClient"]
 API_PATH = "/api/v1"
 #: The sha256 of a transferred body, as ``sha256:<hex>`` (the server uses the same header).
 DIGEST_HEADER = "X-Shipyard-Digest"
+#: A contract sent with a dataset upload: zlib-deflated YAML, base64url (the server's limit).
+CONTRACT_HEADER = "X-Shipyard-Contract"
+MAX_CONTRACT_HEADER = 64 << 10
 CHUNK_SIZE = 1 << 20
 #: The server's page and batch limits (see ``shipyard.server._schemas``).
 PAGE_SIZE = 1000
@@ -161,34 +167,62 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
     def upgrade_db(self) -> bool:
         self._needs_store("Migrating the schema (upgrade_db, `shipyard db upgrade`)")
 
+    def authenticate(self, token: str) -> User | None:
+        self._needs_store("Checking tokens (authenticate)")
+
+    # ------------------------------------------------------------------ users, tokens
+    # Admin-only routes: with a token of a lower role each call is PermissionDenied.
+
     def create_user(self, name: str, role: str) -> User:
-        self._needs_store("Managing users (`shipyard users ...`)")
+        from shipyard.governance import _users
+
+        body = {"name": _users.user_name(name), "role": _users.role(role)}
+        return User(**self._call("POST", "/users", json=body))
 
     def get_user(self, name: str) -> User:
-        self._needs_store("Managing users (`shipyard users ...`)")
+        from shipyard.governance import _users
+
+        return User(**self._call("GET", self._q("users", _users.user_name(name))))
 
     def list_users(self) -> list[User]:
-        self._needs_store("Managing users (`shipyard users ...`)")
+        return [User(**u) for u in self._items("/users")]
 
     def set_user_role(self, name: str, role: str) -> User:
-        self._needs_store("Managing users (`shipyard users ...`)")
+        from shipyard.governance import _users
+
+        path = self._q("users", _users.user_name(name))
+        return User(**self._call("PATCH", path, json={"role": _users.role(role)}))
 
     def disable_user(self, name: str, disabled: bool = True) -> User:
-        self._needs_store("Managing users (`shipyard users ...`)")
+        from shipyard.governance import _users
+
+        path = self._q("users", _users.user_name(name))
+        return User(**self._call("PATCH", path, json={"disabled": bool(disabled)}))
 
     def create_token(
         self, user: str, name: str | None = None, *, expires_days: int | None = None
     ) -> tuple[Token, str]:
-        self._needs_store("Managing tokens (`shipyard tokens ...`)")
+        from shipyard.governance import _users
+
+        body = {
+            "user": _users.user_name(user),
+            "name": _users.token_label(name),
+            "expires_days": _users.expires_days(expires_days),
+        }
+        answer = self._call("POST", "/tokens", json=body)
+        return Token(**answer["token"]), answer["secret"]
 
     def list_tokens(self, user: str | None = None) -> list[Token]:
-        self._needs_store("Managing tokens (`shipyard tokens ...`)")
+        from shipyard.governance import _users
+
+        params = {} if user is None else {"user": _users.user_name(user)}
+        return [Token(**t) for t in self._items("/tokens", params)]
 
     def revoke_token(self, token_id: str) -> Token:
-        self._needs_store("Managing tokens (`shipyard tokens ...`)")
+        from shipyard.governance import _users
 
-    def authenticate(self, token: str) -> User | None:
-        self._needs_store("Checking tokens (authenticate)")
+        path = self._q("tokens", _users.token_id(token_id), "revoke")
+        return Token(**self._call("POST", path))
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -247,10 +281,12 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
         *,
         params: Mapping[str, Any] | None = None,
         content_type: str = "application/octet-stream",
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send a file as the raw body, streamed, with its length and sha256 declared first."""
         digest, size = _hash_file(file)
         headers = {
+            **(headers or {}),
             "Content-Type": content_type,
             "Content-Length": str(size),
             DIGEST_HEADER: digest,
@@ -318,16 +354,7 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
 
     # --------------------------------------------------------------------------- runs
 
-    def create_run(
-        self,
-        experiment: str | None = None,
-        name: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-        parent_run_id: str | None = None,
-    ) -> Run:
-        return self._post_run(experiment, name, tags, parent_run_id, heartbeat=False)
-
-    def _create_run(
+    def _start_run(
         self,
         experiment: str | None,
         name: str | None,
@@ -336,23 +363,9 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
         *,
         heartbeat: bool,
         experiment_id: str | None = None,
-    ) -> str:
-        run = self._post_run(
-            experiment_id or experiment, name, tags, parent_run_id, heartbeat=heartbeat
-        )
-        return run.run_id
-
-    def _post_run(
-        self,
-        experiment: str | None,
-        name: str | None,
-        tags: Mapping[str, Any] | None,
-        parent_run_id: str | None,
-        *,
-        heartbeat: bool,
     ) -> Run:
         body = {
-            "experiment": _validate.name("experiment", experiment or "Default"),
+            "experiment": _validate.name("experiment", experiment_id or experiment or "Default"),
             "name": None if name is None else _validate.name("run", name),
             "tags": _validate.text_mapping("tag", tags),
             "parent_run_id": parent_run_id,
@@ -665,6 +678,30 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
         }
         return _model_version(self._call("POST", self._q("models", name, "versions"), json=body))
 
+    def _add_model_file(
+        self,
+        version: ModelVersion,
+        data: bytes,
+        *,
+        format: str,
+        serialization: str,
+        meta: Mapping[str, Any],
+    ) -> ModelVersion:
+        """Upload the file (length and digest checked), then record it as the version's
+        ``format`` file; the server checks it before recording it."""
+        with tempfile.TemporaryDirectory(prefix="shipyard-upload-") as folder:
+            path = Path(folder) / f"model.{format}"
+            _files.atomic_write(path, data)
+            stored = self._upload("POST", self._q("models", version.name, "files"), path)
+        body = {
+            "serialization": serialization,
+            "digest": stored["digest"],
+            "size": stored["size"],
+            "meta": dict(meta),
+        }
+        route = self._q("models", version.name, "versions", version.version, "files", format)
+        return _model_version(self._call("PUT", route, json=body))
+
     def _download_model_file(self, version: ModelVersion, file: ModelFile, dest: Path) -> None:
         path = self._q("models", version.name, "versions", version.version, "files", file.format)
         self._download(path, dest, file.digest)
@@ -717,16 +754,15 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
         strict: bool | None = None,
         progress: Any = None,
     ) -> DatasetVersion:
-        """Send the data as one CSV or Parquet file; the server profiles, checks and stores it."""
+        """Send the data as one CSV or Parquet file, and a contract in a header; the server
+        profiles, checks and stores it."""
         from shipyard.data import _register
 
         _register.check_name(name)
-        if contract is not None:
-            raise ConfigError(
-                "register_dataset(contract=...) is not supported against a Shipyard server yet.",
-                hint="Register without it, then set_dataset_contract(name, contract); or "
-                "register on the server's machine.",
-            )
+        headers = {}
+        given = _register._contract_from(contract)  # a bad one is refused before any upload
+        if given is not None:
+            headers[CONTRACT_HEADER] = _contract_header(given.to_yaml())
         params: dict[str, Any] = {}
         if description is not None:
             params["description"] = description
@@ -738,12 +774,27 @@ class RemoteClient(RemoteDeploymentsMixin, RemoteMonitorsMixin, RemoteAlertsMixi
             path, format = _as_upload_file(data, Path(folder))
             params["format"] = format
             answer = self._upload(
-                "POST", self._q("datasets", name, "versions"), path, params=params
+                "POST", self._q("datasets", name, "versions"), path, params=params, headers=headers
             )
         found = _dataset_version(answer)
         if progress is not None:
             progress(found.rows)
         return found
+
+    def _diff_datasets(self, name: str, old: int, new: int) -> DatasetDiff:
+        """Computed by the server, which holds both versions; only the result travels."""
+        from shipyard.data._diff import ColumnChange, DatasetDiff
+
+        found = self._call(
+            "GET", self._q("datasets", name, "diff"), params={"old": old, "new": new}
+        )
+        return DatasetDiff(
+            **{
+                **found,
+                "retyped_columns": {c: tuple(t) for c, t in found["retyped_columns"].items()},
+                "columns": [ColumnChange(**c) for c in found["columns"]],
+            }
+        )
 
     def lineage(self, ref: str, *, depth: int = 25) -> Lineage:
         from shipyard.governance.lineage import Edge, Lineage, parse_node
@@ -812,6 +863,19 @@ def _server_url(uri: str) -> str:
     if path.endswith(API_PATH):
         path = path[: -len(API_PATH)]
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def _contract_header(contract_yaml: str) -> str:
+    """A contract as the server's ``X-Shipyard-Contract`` header takes it (see its route)."""
+    value = base64.urlsafe_b64encode(zlib.compress(contract_yaml.encode("utf-8"), 9)).decode()
+    if len(value) > MAX_CONTRACT_HEADER:
+        raise InvalidInput(
+            f"The contract is too big to send with a registration: {len(value):,} bytes "
+            f"deflated and encoded, over the {MAX_CONTRACT_HEADER:,} a request header may hold.",
+            hint="Store it first with set_dataset_contract(name, contract) (the dataset must "
+            "exist), then register without contract=.",
+        )
+    return value
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -14,7 +14,17 @@ from shipyard.server._schemas import MAX_METRICS_PER_BATCH
 from shipyard.server._security import MAX_JSON_BODY as MAX_JSON_BYTES
 
 #: Routes that write but need more than an editor, or read-like POSTs a viewer may call.
-ROLE_EXCEPTIONS = {("POST", "/api/v1/runs/search"): Role.viewer}
+ROLE_EXCEPTIONS = {
+    ("POST", "/api/v1/runs/search"): Role.viewer,
+    # Users and tokens are an admin's, reads included (a token list shows who may do what).
+    ("GET", "/api/v1/users"): Role.admin,
+    ("POST", "/api/v1/users"): Role.admin,
+    ("GET", "/api/v1/users/{name}"): Role.admin,
+    ("PATCH", "/api/v1/users/{name}"): Role.admin,
+    ("GET", "/api/v1/tokens"): Role.admin,
+    ("POST", "/api/v1/tokens"): Role.admin,
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): Role.admin,
+}
 
 
 def test_every_route_declares_its_least_role() -> None:

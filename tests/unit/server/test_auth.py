@@ -14,15 +14,14 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 
 import shipyard as sy
 from shipyard.errors import ConfigError
 from shipyard.server import _app, _auth, _security, create_app
-from shipyard.server._auth import Principal, Role, requires
+from shipyard.server._auth import Role
 
 with warnings.catch_warnings():
     # Starlette would rather its test client ran on httpx2; httpx still works.
@@ -30,7 +29,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 BASE = "http://127.0.0.1"
-AdminPrincipal = Annotated[Principal, Depends(requires(Role.admin))]
 
 
 @pytest.fixture
@@ -49,19 +47,9 @@ def tokens(store_client: sy.Client) -> dict[Role, dict[str, str]]:
     return headers
 
 
-def with_test_routes(app: FastAPI) -> FastAPI:
-    """An admin-only route and a route that forgot its role, as future routes might be."""
-
-    @app.post("/api/v1/_test/admin-only")
-    def admin_only(request: Request, principal: AdminPrincipal) -> dict[str, str]:
-        return {"who": principal.name}
-
-    return app
-
-
 @pytest.fixture
 def app(store_client: sy.Client) -> FastAPI:
-    return with_test_routes(create_app(store_client, auth=True))
+    return create_app(store_client, auth=True)
 
 
 @pytest.fixture
@@ -221,8 +209,11 @@ def test_the_actor_of_a_write_is_the_tokens_user(
     assert created.status_code == 201, created.text
     (event,) = store_client.audit_events(object_type="experiment")
     assert (event.action, event.actor) == ("experiment.create", "editor")
-    who = http.post("/api/v1/_test/admin-only", headers=tokens[Role.admin])
-    assert who.json() == {"who": "admin"}
+    user = http.post(
+        "/api/v1/users", json={"name": "ann", "role": "viewer"}, headers=tokens[Role.admin]
+    )
+    assert user.status_code == 201, user.text
+    assert store_client.audit_events(object_type="user", object_id="ann")[0].actor == "admin"
 
 
 def test_a_revoked_token_is_refused_on_the_next_request(

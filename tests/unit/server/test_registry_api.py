@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import zlib
 
 import pyarrow.parquet as pq
 import pytest
@@ -290,3 +292,153 @@ def test_audit_events_and_verify(api, client: sy.Client) -> None:  # type: ignor
         "first_bad_seq": None,
         "reason": None,
     }
+
+
+# -------------------------------------------------- a contract sent with an upload
+
+
+def contract_header(text: str) -> dict[str, str]:
+    return {"X-Shipyard-Contract": base64.urlsafe_b64encode(zlib.compress(text.encode())).decode()}
+
+
+STRICT = """\
+mode: strict
+columns:
+  id: {type: int64, nullable: false}
+  income: {type: double, nullable: false}
+  age: {type: int64, nullable: false, max: 60}
+  region: {type: string, nullable: false}
+"""
+
+
+def test_a_contract_travels_with_the_upload(api, client: sy.Client) -> None:  # type: ignore[no-untyped-def]
+    csv = {"Content-Type": "text/csv"}
+    refused = api.post(
+        "/datasets/credit/versions",
+        content=csv_bytes(40),
+        headers={**csv, **contract_header(STRICT)},
+    )
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "contract_violation"
+    assert "age: expected values <= 60" in error["message"]
+    assert error["hint"]
+    assert api.get("/datasets").json()["items"] == []
+
+    young = credit_frame(40).assign(age=30).to_csv(index=False).encode()
+    stored = api.post(
+        "/datasets/credit/versions", content=young, headers={**csv, **contract_header(STRICT)}
+    )
+    assert stored.status_code == 201, stored.text
+    assert "max: 60" in api.get("/datasets/credit/contract").json()["contract"]
+
+
+#: (header value, what the 400 says); the last is over the header's own limit (422).
+BAD_CONTRACT_HEADERS = [
+    ("not base64 at all!", "X-Shipyard-Contract header is not a contract"),
+    (base64.urlsafe_b64encode(b"plain, not deflated").decode(), "not a contract"),
+    (base64.urlsafe_b64encode(zlib.compress(b"\xff\xfe")).decode(), "not a contract"),
+    (base64.urlsafe_b64encode(zlib.compress(b"x" * 2_000_000)).decode(), "at most"),
+    (contract_header("columns: [1, 2")["X-Shipyard-Contract"], "not valid YAML"),
+    (contract_header("mode: sometimes\ncolumns: {}\n")["X-Shipyard-Contract"], "mode"),
+    ("A" * 70_000, "X-Shipyard-Contract"),
+]
+
+
+def test_a_bad_contract_header_is_refused_before_anything_is_stored(api) -> None:  # type: ignore[no-untyped-def]
+    for header, message in BAD_CONTRACT_HEADERS:
+        refused = api.post(
+            "/datasets/credit/versions",
+            content=csv_bytes(10),
+            headers={"Content-Type": "text/csv", "X-Shipyard-Contract": header},
+        )
+        assert refused.status_code in (400, 422), refused.text
+        error = refused.json()["error"]
+        assert {"code", "message", "hint"} <= set(error)
+        assert message in error["message"], (header[:40], error)
+    assert api.get("/datasets").json()["items"] == []
+
+
+# ------------------------------------------------------------- an uploaded ONNX file
+
+
+@pytest.fixture
+def onnx_upload(api, registry: str, client: sy.Client) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Version 1 exported here (embedded); its ONNX file uploaded again as a raw file."""
+    exported = sy.export_onnx("models:/credit/1", client=client).files["onnx"]
+    data = client.blobs.get(exported.digest)
+    stored = api.post(
+        "/models/credit/files", content=data, headers={"X-Shipyard-Digest": digest_of(data)}
+    )
+    assert stored.status_code == 201, stored.text
+    return {
+        "serialization": "onnx",
+        "digest": exported.digest,
+        "size": exported.size,
+        "meta": exported.meta,
+    }
+
+
+def test_an_uploaded_onnx_file_is_checked_then_recorded(
+    api, onnx_upload: dict, client: sy.Client
+) -> None:  # type: ignore[no-untyped-def, type-arg]
+    not_onnx = b"not an onnx model"
+    api.post("/models/credit/files", content=not_onnx)
+    meta = onnx_upload["meta"]
+    cases = [
+        ("/models/credit/versions/9/files/onnx", onnx_upload, 404, "not_found"),
+        ("/models/nope/versions/1/files/onnx", onnx_upload, 404, "not_found"),
+        ("/models/credit/versions/2/files/native", onnx_upload, 422, "invalid_input"),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "serialization": "skops"},
+            400,
+            "invalid_input",
+        ),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "digest": "sha256:" + "0" * 64},
+            404,
+            "not_found",
+        ),
+        ("/models/credit/versions/2/files/onnx", {**onnx_upload, "size": 3}, 400, "invalid_input"),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "digest": digest_of(not_onnx), "size": len(not_onnx)},
+            400,
+            "invalid_input",
+        ),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "meta": {k: v for k, v in meta.items() if k != "checked"}},
+            400,
+            "invalid_input",
+        ),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "meta": {**meta, "outputs": ["x"]}},
+            400,
+            "invalid_input",
+        ),
+        (
+            "/models/credit/versions/2/files/onnx",
+            {**onnx_upload, "digest": "md5:1"},
+            422,
+            "invalid_input",
+        ),
+        ("/models/credit/versions/2/files/onnx", {**onnx_upload, "extra": 1}, 422, "invalid_input"),
+    ]
+    for path, body, status, code in cases:
+        refused = api.put(path, json=body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code), (
+            path,
+            refused.text,
+        )
+        assert refused.json()["error"]["message"]
+    assert "onnx" not in client.get_model_version("credit", 2).files
+
+    added = api.put("/models/credit/versions/2/files/onnx", json=onnx_upload)
+    assert added.status_code == 200, added.text
+    assert added.json()["files"]["onnx"]["digest"] == onnx_upload["digest"]
+    download = api.get("/models/credit/versions/2/files/onnx")
+    assert digest_of(download.content) == onnx_upload["digest"]

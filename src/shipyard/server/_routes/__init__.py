@@ -12,6 +12,7 @@ from shipyard.server._routes import (
     models,
     monitors,
     tracking,
+    users,
 )
 
 ROUTERS = [
@@ -22,6 +23,7 @@ ROUTERS = [
     deployments.router,
     monitors.router,
     alerts.router,
+    users.router,
 ]
 
 __all__ = ["ROUTERS"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import tempfile
+import zlib
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from shipyard import data
+from shipyard.data._contract import Contract
 from shipyard.data._register import check_name
 from shipyard.errors import InvalidInput, NotFound
 from shipyard.server import _schemas as s
@@ -38,6 +42,11 @@ UPLOAD_TYPES = {
     PARQUET: "parquet",
     "application/x-parquet": "parquet",
 }
+#: The contract a registration brings along: its UTF-8 YAML, zlib-deflated, base64url-encoded.
+#: A header, so that the body stays the plain CSV or Parquet file; deflated, since a
+#: contract's YAML shrinks about fivefold and proxies often cap a header line at 8 KiB.
+CONTRACT_HEADER = "X-Shipyard-Contract"
+MAX_CONTRACT_HEADER = 64 << 10
 
 DatasetName = Annotated[
     str, Path(max_length=128, description="The dataset's name.", examples=["credit"])
@@ -109,15 +118,28 @@ async def register_version(
     run_id: Annotated[
         str | None, Query(max_length=64, description="The run that produced it (lineage).")
     ] = None,
+    contract: Annotated[
+        str | None,
+        Header(
+            alias=CONTRACT_HEADER,
+            max_length=MAX_CONTRACT_HEADER,
+            description="A contract to check against and keep (as register_dataset(contract=...)): "
+            "its YAML, zlib-deflated, base64url-encoded.",
+        ),
+    ] = None,
 ) -> object:
     """Register the body (a CSV or Parquet file) as a new version of dataset ``name``.
 
     The body is streamed to a temporary file (bounded memory), checked against
     Content-Length and ``X-Shipyard-Digest`` if sent, then profiled, checked
-    against the dataset's contract and stored. Equal rows return the version
-    that holds them already.
+    against the dataset's contract (or the one in ``X-Shipyard-Contract``,
+    which becomes the dataset's current contract when the version is new) and
+    stored. A strict contract that the rows break is a 400 ``contract_violation``
+    naming each failed column and expectation; nothing is stored then. Equal
+    rows return the version that holds them already.
     """
     check_name(name)
+    given = None if contract is None else _contract_from_header(contract)
     chosen = format or UPLOAD_TYPES.get(
         request.headers.get("content-type", "").split(";")[0].strip().lower()
     )
@@ -129,8 +151,28 @@ async def register_version(
     upload = Upload(request)
     client = principal.client(request)
     return await run_in_threadpool(
-        _register, client, name, upload, chosen, description, strict, run_id
+        _register, client, name, upload, chosen, description, strict, run_id, given
     )
+
+
+def _contract_from_header(value: str) -> Contract:
+    """The contract an ``X-Shipyard-Contract`` header carries, parsed and checked."""
+    try:
+        deflated = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(deflated, s.MAX_CONTRACT_LENGTH + 1)
+        complete = inflater.eof and len(raw) <= s.MAX_CONTRACT_LENGTH
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError, zlib.error):
+        complete, text = False, ""
+    if not complete:
+        raise InvalidInput(
+            f"The {CONTRACT_HEADER} header is not a contract: expected its YAML (at most "
+            f"{s.MAX_CONTRACT_LENGTH:,} bytes) as UTF-8, zlib-deflated, then base64url-encoded.",
+            hint="Python: base64.urlsafe_b64encode(zlib.compress(contract_yaml.encode())); "
+            "shipyard.register_dataset(..., contract=...) sends it so.",
+        )
+    return Contract.from_yaml(text, source=f"the contract in {CONTRACT_HEADER}")
 
 
 def _register(
@@ -141,6 +183,7 @@ def _register(
     description: str | None,
     strict: bool | None,
     run_id: str | None,
+    contract: Contract | None,
 ) -> object:
     if run_id is not None:
         client.get_run(run_id)  # NotFound before a byte is read
@@ -150,7 +193,7 @@ def _register(
             for block in upload:
                 out.write(block)
         return client._register_dataset(
-            name, path, description=description, strict=strict, run_id=run_id
+            name, path, description=description, contract=contract, strict=strict, run_id=run_id
         )
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from shipyard import models
 from shipyard.errors import InvalidInput, NotFound, PermissionDenied
 from shipyard.models import _api as models_api
+from shipyard.models._onnx import add_stored_onnx
 from shipyard.server import _schemas as s
 from shipyard.server._auth import Principal, Role
 from shipyard.server._routes._common import (
@@ -217,6 +218,37 @@ def model_card(
     )
     media_type = "text/html" if format == "html" else "text/markdown"
     return Response(text, media_type=f"{media_type}; charset=utf-8")
+
+
+@router.put("/{name}/versions/{version}/files/{format}", response_model=s.ModelVersion)
+def add_file(
+    name: ModelName,
+    version: Version,
+    format: Annotated[Literal["onnx"], Path(description="The format to add: onnx.")],
+    body: s.ModelFileCreate,
+    request: Request,
+    principal: Editor,
+) -> object:
+    """Add (or replace) the version's ``onnx`` file: what ``export_onnx`` does remotely.
+
+    Upload the file first with ``POST /models/{name}/files``. The client has
+    converted it and checked its predictions against the original; the server
+    checks the stored bytes against ``digest`` and ``size``, that they parse as
+    ONNX, and that ``meta`` matches the ``shipyard`` entry inside the file.
+    """
+    if body.serialization != "onnx":
+        raise InvalidInput(
+            f"An onnx file has serialization 'onnx'; got {body.serialization!r}.",
+            hint='Send "serialization": "onnx".',
+        )
+    return add_stored_onnx(
+        principal.client(request),
+        name,
+        version,
+        digest=body.digest,
+        size=body.size,
+        meta=body.meta,
+    )
 
 
 @router.get(

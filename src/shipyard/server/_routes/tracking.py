@@ -75,11 +75,9 @@ def create_run(body: s.RunCreate, request: Request, principal: Editor) -> object
     With ``heartbeat``, the run expects ``POST /runs/{id}/heartbeat`` and shows
     FAILED once they stop for longer than the server's heartbeat timeout.
     """
-    client = principal.client(request)
-    run_id = client._create_run(
+    return principal.client(request)._start_run(
         body.experiment, body.name, body.tags, body.parent_run_id, heartbeat=body.heartbeat
     )
-    return client.get_run(run_id)
 
 
 @router.get("/runs", response_model=s.Page[s.Run])
