@@ -21,7 +21,11 @@ _SUBPACKAGES = frozenset({"data", "errors", "models", "monitoring", "serving"})
 _EXPORTS: dict[str, str] = {
     "Settings": "shipyard.config",
     **dict.fromkeys(["load_dataset", "register_dataset", "lineage"], "shipyard.data"),
-    **dict.fromkeys(["drift_report", "prepare_reference"], "shipyard.monitoring"),
+    **dict.fromkeys(
+        ["create_monitor", "drift_report", "monitor_results", "prepare_reference", "run_monitor"],
+        "shipyard.monitoring",
+    ),
+    **dict.fromkeys(["log_labels", "predictions"], "shipyard.serving"),
     **dict.fromkeys(
         ["PythonModel", "delete_alias", "export_onnx", "load_model", "log_model", "set_alias"],
         "shipyard.models",
@@ -76,6 +80,7 @@ __all__ = [
     "Settings",
     "__version__",
     "active_run",
+    "create_monitor",
     "delete_alias",
     "drift_report",
     "end_run",
@@ -85,13 +90,17 @@ __all__ = [
     "load_dataset",
     "load_model",
     "log_artifact",
+    "log_labels",
     "log_metric",
     "log_metrics",
     "log_model",
     "log_param",
     "log_params",
+    "monitor_results",
+    "predictions",
     "prepare_reference",
     "register_dataset",
+    "run_monitor",
     "set_alias",
     "set_tag",
     "set_tags",
@@ -125,7 +134,14 @@ if TYPE_CHECKING:
         log_model,
         set_alias,
     )
-    from shipyard.monitoring import drift_report, prepare_reference
+    from shipyard.monitoring import (
+        create_monitor,
+        drift_report,
+        monitor_results,
+        prepare_reference,
+        run_monitor,
+    )
+    from shipyard.serving import log_labels, predictions
     from shipyard.store.entities import (
         Artifact,
         AuditEvent,

@@ -49,6 +49,18 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _host_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated entries, each a host name, an IP address or network, with an optional port."""
+    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if "://" in entry or "@" in entry or any(c.isspace() for c in entry):
+            raise ValueError(
+                f"{entry!r} is not a host name, HOST:PORT, an IP address or a network "
+                "such as 10.0.0.0/8"
+            )
+    return entries
+
+
 SETTINGS: tuple[_Setting, ...] = (
     _Setting("home", str, "Folder for the embedded store and blobs.", "./.shipyard"),
     _Setting(
@@ -100,6 +112,13 @@ SETTINGS: tuple[_Setting, ...] = (
         "Seconds without a heartbeat after which a RUNNING run shows as FAILED.",
         "60",
     ),
+    _Setting(
+        "webhook_allow",
+        _host_list,
+        "Hosts alert webhooks may call, comma-separated: `name`, `name:port`, an IP address or "
+        "network; private and loopback addresses only when listed as addresses.",
+        "",
+    ),
 )
 
 
@@ -116,6 +135,7 @@ class Settings:
     flush_size: int
     heartbeat_interval: float
     heartbeat_timeout: float
+    webhook_allow: tuple[str, ...] = ()
 
     @classmethod
     def load(
@@ -164,6 +184,7 @@ class Settings:
             flush_size=raw["flush_size"] or 1000,
             heartbeat_interval=raw["heartbeat_interval"] or 10.0,
             heartbeat_timeout=raw["heartbeat_timeout"] or 60.0,
+            webhook_allow=raw["webhook_allow"] or (),
         )
 
 

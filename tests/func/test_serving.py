@@ -81,7 +81,8 @@ def start_serve(home: sy.Client, tmp_path: Path) -> Iterator[Callable[..., Serve
         "SHIPYARD_ARTIFACTS": home.settings.artifacts,
     }
 
-    def start(*args: str) -> Server:
+    def start(*args: str, uri: str | None = "models:/credit@champion") -> Server:
+        """``shipyard serve [uri] --port P *args``, ready."""
         port = free_port()
         log = tmp_path / f"serve-{port}.log"
         with log.open("wb") as out:
@@ -91,7 +92,7 @@ def start_serve(home: sy.Client, tmp_path: Path) -> Iterator[Callable[..., Serve
                     "-c",
                     LAUNCH,
                     "serve",
-                    "models:/credit@champion",
+                    *([] if uri is None else [uri]),
                     "--port",
                     str(port),
                     *args,
@@ -215,6 +216,36 @@ def test_an_alias_move_under_load_fails_nothing_and_switches_within_5_s(
         "models:/credit/1",
         "models:/credit/2",
     }
+
+
+@pytest.mark.slow
+def test_a_stored_deployment_is_served_and_an_update_picked_up_within_5_s(
+    start_serve, home: sy.Client
+) -> None:
+    model, frame = fit(1, flip=True)
+    sy.log_model(model, "credit", input_example=frame.head(), client=home)
+    home.create_deployment(
+        "credit",
+        "models:/credit@champion",
+        canary="models:/credit/2",
+        canary_percent=50,
+        shadow="models:/credit/2",
+    )
+    server = start_serve("--deployment", "credit", uri=None)
+    assert "canary models:/credit/2 at 50%" in server.log.read_text()
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        answered = {http.post("/predict", json=ROW).json()["model_version"] for _ in range(40)}
+        assert answered == {"models:/credit/1", "models:/credit/2"}
+        home.update_deployment("credit", canary=None, shadow=None)
+        updated = time.monotonic()
+        while http.get("/ready").json()["canary"] is not None:
+            assert time.monotonic() - updated < 5.0, "the update was not served within 5 s"
+            time.sleep(0.05)
+        answered = {http.post("/predict", json=ROW).json()["model_version"] for _ in range(40)}
+        assert answered == {"models:/credit/1"}
+        assert http.get("/ready").json()["shadow"] is None
+    roles = predictions("credit", shadow=True, client=home).column("role").to_pylist()
+    assert {"primary", "canary", "shadow"} <= set(roles)
 
 
 def _rss_kib(pid: int) -> int:

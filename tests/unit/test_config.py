@@ -30,6 +30,10 @@ LAYERS: dict[str, tuple[tuple[Any, Any, str], tuple[Any, Any, Any]]] = {
     "flush_size": ((10, 20, "30"), (10, 20, 30)),
     "heartbeat_interval": ((1.5, 2.5, "3.5"), (1.5, 2.5, 3.5)),
     "heartbeat_timeout": ((100, 200, "300"), (100.0, 200.0, 300.0)),
+    "webhook_allow": (
+        ("u.example", "p.example:8443", "e.example, 10.0.0.0/8"),
+        (("u.example",), ("p.example:8443",), ("e.example", "10.0.0.0/8")),
+    ),
 }
 
 
@@ -167,6 +171,7 @@ def test_relative_home_is_resolved_against_the_working_directory(
         ("flush_interval", "soon", "could not convert"),
         ("heartbeat_interval", "-1", "must be greater than 0"),
         ("heartbeat_timeout", "nan", "must be greater than 0"),
+        ("webhook_allow", "https://hooks.example.com", "is not a host name"),
     ],
 )
 def test_a_bad_environment_value_names_the_setting_and_the_variable(

@@ -14,7 +14,11 @@
     models list|show|alias|unalias|archive|export|card
     drift REF CURRENT          test each column for drift from REF (exit 3 with --fail-on-drift)
     server                     serve the store over HTTP (REST API, auth, roles)
-    serve MODEL_URI            serve a model: /predict, /labels, /health, /ready, /metrics
+    serve [MODEL_URI] [--deployment NAME]   serve a model or a stored deployment:
+                               /predict, /labels, /health, /ready, /metrics
+    deployments create|list|show|update|delete   deployments kept in the store (model, canary, shadow)
+    monitors create|list|show|run|delete   windows of a deployment's log: drift, live performance
+    alerts list|rules create|rules list|rules delete   alert rules on monitors and the alerts they open
     users create|list|set-role|disable
     tokens create|list|revoke  API tokens, shown once and stored hashed
 
@@ -23,12 +27,15 @@ stderr and exit status 1; usage errors exit with 2. Heavy modules (rich, the
 tracking client) are imported inside the commands.
 """
 
+from shipyard.cli._alerts import alerts
 from shipyard.cli._app import cli, main
 from shipyard.cli._audit import audit
 from shipyard.cli._data import data, lineage
 from shipyard.cli._db import db
+from shipyard.cli._deployments import deployments
 from shipyard.cli._models import models
 from shipyard.cli._monitoring import drift
+from shipyard.cli._monitors import monitors
 from shipyard.cli._server import server, tokens, users
 from shipyard.cli._serving import serve
 from shipyard.cli._tracking import experiments, runs
@@ -36,13 +43,16 @@ from shipyard.cli._tracking import experiments, runs
 __all__ = ["cli", "main"]
 
 for _command in (
+    alerts,
     audit,
     data,
     db,
+    deployments,
     drift,
     experiments,
     lineage,
     models,
+    monitors,
     runs,
     serve,
     server,

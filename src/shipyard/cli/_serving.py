@@ -1,4 +1,5 @@
-"""``shipyard serve URI``: the prediction server of one deployment (see ``shipyard.serving``)."""
+"""``shipyard serve [MODEL_URI] [--deployment NAME]``: the prediction server of one deployment
+(see ``shipyard.serving``): of a model URI, or of a deployment kept in the store."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import click
 
 from shipyard.cli._app import State, pass_state
 from shipyard.cli._server import check_exposure, listen_options
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, InvalidInput
 
 
 @click.command()
-@click.argument("uri", metavar="MODEL_URI")
+@click.argument("uri", metavar="[MODEL_URI]", required=False)
 @click.option(
     "--deployment",
     metavar="NAME",
-    help="Name of the deployment, which names its prediction log (default: the model's name).",
+    help="Name of the deployment, which names its prediction log (default: the model's name). "
+    "Without MODEL_URI: the stored deployment to serve (model, canary, shadow), whose updates "
+    "are picked up within seconds.",
 )
 @click.option(
     "--runtime",
@@ -36,7 +39,7 @@ from shipyard.errors import ConfigError
 @pass_state
 def serve(
     state: State,
-    uri: str,
+    uri: str | None,
     deployment: str | None,
     host: str,
     port: int,
@@ -46,9 +49,10 @@ def serve(
     insecure: bool,
     allowed_hosts: tuple[str, ...],
 ) -> None:
-    """Serve MODEL_URI (models:/NAME@ALIAS or models:/NAME/N): POST /predict and /labels,
-    GET /health, /ready and /metrics. Every prediction is logged durably before it is
-    answered; an alias move is picked up within seconds, without a restart."""
+    """Serve MODEL_URI (models:/NAME@ALIAS or models:/NAME/N), or the stored deployment
+    --deployment NAME: POST /predict and /labels, GET /health, /ready and /metrics. Every
+    prediction is logged durably before it is answered; an alias move or an update of the
+    deployment is picked up within seconds, without a restart."""
     try:
         import uvicorn
 
@@ -63,8 +67,17 @@ def serve(
     from shipyard.models import _uri
     from shipyard.serving import _log
 
-    ref = _uri.parse(uri)
-    name = deployment or ref.name
+    ref = None if uri is None else _uri.parse(uri)
+    if ref is not None:
+        name = deployment or ref.name
+    elif deployment is not None:
+        name = deployment
+    else:
+        raise InvalidInput(
+            "Nothing to serve: give MODEL_URI or --deployment NAME.",
+            hint="e.g. `shipyard serve models:/credit@champion`, or `shipyard serve --deployment "
+            "credit` for a deployment made with `shipyard deployments create`.",
+        )
     exposed = check_exposure(
         host, auth=auth, insecure=insecure, risk="call the model and post labels"
     )
@@ -73,8 +86,17 @@ def serve(
 
     client = state.client
     settings = client.settings
-    version = client.get_model_version(uri)  # fail here, not in every worker
-    folder = _log.log_folder(settings.home, name)
+    folder = _log.log_folder(settings.home, name)  # checks the name
+    # Fail here, not in every worker: the URI or the stored deployment must resolve now.
+    if ref is not None:
+        serving = f"{ref} (now {client.get_model_version(str(ref)).uri})"
+    else:
+        stored = client.get_deployment(name)
+        serving = f"{stored.model_uri} (now {client.get_model_version(stored.model_uri).uri})"
+        if stored.canary_uri is not None:
+            serving += f", canary {stored.canary_uri} at {stored.canary_percent:g}%"
+        if stored.shadow_uri is not None:
+            serving += f", shadow {stored.shadow_uri}"
     if exposed and not auth:
         click.echo(
             f"WARNING: serving on {host}:{port} WITHOUT AUTHENTICATION (--insecure).",
@@ -82,7 +104,7 @@ def serve(
         )
     os.environ[_app.OPTIONS_VARIABLE] = json.dumps(
         {
-            "uri": str(ref),
+            "uri": None if ref is None else str(ref),
             "deployment": name,
             "runtime": runtime,
             "auth": auth,
@@ -94,7 +116,7 @@ def serve(
     os.environ["SHIPYARD_ARTIFACTS"] = settings.artifacts
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(
-        f"Shipyard {__version__} serving {ref} (now {version.uri}) as deployment {name} on "
+        f"Shipyard {__version__} serving {serving} as deployment {name} on "
         f"http://{shown_host}:{port} (runtime {runtime}, auth {'on' if auth else 'off'}, "
         f"{workers} worker{'s' if workers != 1 else ''}; prediction log in {folder})",
         file=sys.stderr,

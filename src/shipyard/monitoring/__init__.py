@@ -11,6 +11,10 @@
     blob = reference.to_bytes()                                  # ... stored once
     drift_report(Reference.from_bytes(blob), window)             # each window costs its rows
 
+    create_monitor("credit", "dataset:credit@3", window="1h")    # a deployment's log, windowed
+    run_monitor("credit")                                        # every window not yet evaluated
+    monitor_results("credit")                                    # pyarrow.Table, window x column
+
 Tests (``tests=`` one name, or a mapping column -> name; "auto" by default):
 
 ==================  =====================  ==========  =================================
@@ -34,6 +38,7 @@ tested. A column that cannot be tested gets a status (:data:`STATUSES`).
 from shipyard.monitoring._api import drift_report
 from shipyard.monitoring._base import DriftTest
 from shipyard.monitoring._column import Column
+from shipyard.monitoring._monitors import MonitorRun, create_monitor, monitor_results, run_monitor
 from shipyard.monitoring._reference import Reference, prepare_reference
 from shipyard.monitoring._registry import AUTO_THRESHOLD, available_tests, get_test, register_test
 from shipyard.monitoring._report import STATUSES, ColumnDrift, DriftReport, Histogram
@@ -46,10 +51,14 @@ __all__ = [
     "DriftReport",
     "DriftTest",
     "Histogram",
+    "MonitorRun",
     "Reference",
     "available_tests",
+    "create_monitor",
     "drift_report",
     "get_test",
+    "monitor_results",
     "prepare_reference",
     "register_test",
+    "run_monitor",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from shipyard._version import __version__
@@ -38,6 +40,7 @@ def create_app(
     from shipyard.server import _routes
 
     app = FastAPI(
+        lifespan=_close_deployments,
         title="Shipyard",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -64,6 +67,15 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def _close_deployments(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, flush and close the prediction logs of the deployments served here."""
+    yield
+    endpoints = getattr(app.state, "endpoints", None)
+    if endpoints is not None:
+        await anyio.to_thread.run_sync(endpoints.close)
 
 
 def app_from_environment(environ: Mapping[str, str] | None = None) -> FastAPI:

@@ -1,14 +1,17 @@
 """Model serving: a prediction app per deployment, its durable prediction log, and labels.
 
     shipyard serve models:/credit@champion            # POST /predict, /labels; /metrics
+    shipyard serve --deployment credit                # a stored deployment: canary, shadow
 
     import shipyard.serving as serving
     table = serving.predictions("credit")             # pyarrow.Table, labels joined
+    shadowed = serving.predictions("credit", shadow=True)  # and the shadow's predictions
     serving.log_labels("credit", [{"prediction_id": pid, "label": 1}])
 
 ``create_serving_app`` builds the FastAPI app ``shipyard serve`` runs (it
-imports FastAPI); ``predictions`` and ``log_labels`` read and append the log
-without it. Names load on first use.
+imports FastAPI); the main server predicts through stored deployments with the
+same code. ``predictions`` and ``log_labels`` read and append the log without
+it. Names load on first use.
 """
 
 from __future__ import annotations

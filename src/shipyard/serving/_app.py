@@ -1,4 +1,6 @@
-"""The prediction app ``shipyard serve`` runs: one deployment of one registered model.
+"""The prediction app ``shipyard serve`` runs: one deployment, of one registered model or of a
+stored deployment (model, canary, shadow); and the :class:`Endpoint` behind it, which the main
+server also uses for ``POST /api/v1/deployments/{name}/predict`` (:class:`Endpoints`).
 
 Routes
 ------
@@ -19,21 +21,30 @@ column, a body over the limit 413, a media type it cannot read 415. A 5xx
 means the server's fault: 503 before the model is loaded or when the log
 cannot be written, 500 for a bug.
 
-Hot swap: for a ``models:/name@alias`` URI a task asks the store every
-``poll_interval`` seconds which version the alias names; when it moved, the new
-version is loaded and warmed up in a thread while the old one keeps answering,
-then swapped in with one reference assignment (see :mod:`._router`).
+Hot swap: for a ``models:/name@alias`` URI, or a stored deployment, a task
+reads the definition and asks the store every ``poll_interval`` seconds which
+version each alias names; when one moved (or the deployment was updated), the
+new version is loaded and warmed up in a thread while the old lineup keeps
+answering, then swapped in with one reference assignment (see :mod:`._router`).
+
+Canary and shadow: the canary answers its share of the requests (one draw per
+request); the shadow predicts on each request after the answer is logged, in a
+thread fed by a bounded queue (:class:`ShadowRunner`), so it never delays or
+changes a response. Every prediction is logged with its version and role.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +54,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from shipyard._version import __version__
-from shipyard.errors import ConfigError, Conflict, InvalidInput, ShipyardError
+from shipyard.errors import ConfigError, Conflict, InvalidInput, NotFound, ShipyardError
 from shipyard.models import _uri
 from shipyard.server import _auth, _errors, _security
 from shipyard.serving import _log, _router
-from shipyard.serving._metrics import ServingMetrics
+from shipyard.serving._metrics import Counter, MonitoringGauges, ServingMetrics
 from shipyard.tracking import Client
 
 log = logging.getLogger("shipyard.serving")
@@ -61,6 +72,8 @@ JSON_TYPES = frozenset({"application/json", ""})
 MAX_ROWS = 1_000_000
 #: Batches up to this many rows run on the event loop; larger ones in a thread.
 INLINE_ROWS = 256
+#: Requests that may wait for the shadow model; more are dropped for it (and counted).
+SHADOW_QUEUE = 1000
 OPTIONS_VARIABLE = "SHIPYARD_SERVING_OPTIONS"
 _ROWS_HINT = (
     'Send {"inputs": [{"column": value, ...}, ...]} or {"columns": [...], "data": [[...]]}.'
@@ -77,8 +90,397 @@ class TooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+# ------------------------------------------------------------------ one deployment
+
+
+class ShadowRunner:
+    """Runs the shadow off the request path.
+
+    A request hands its parsed rows over after its own answer is made and
+    logged; one thread predicts with the shadow and logs the result with role
+    ``shadow``. The queue is bounded: when the shadow falls behind, further
+    requests are dropped for it (counted), so it never delays or changes an
+    answer; an error of the shadow is logged and counted, never seen by a client.
+    """
+
+    def __init__(self, prediction_log: _log.PredictionLog | None, capacity: int) -> None:
+        self._log = prediction_log
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        #: Requests predicted, dropped (the queue was full) and failed, for /metrics.
+        self.counts = {"done": 0, "dropped": 0, "failed": 0}
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.counts[outcome] += 1
+
+    def submit(self, served: _router.Served, payload: Any, ids: list[str], now_ms: int) -> None:
+        """Queue one request for the shadow, or drop it when the queue is full."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="shipyard-shadow", daemon=True
+                )
+                self._thread.start()
+        try:
+            self._queue.put_nowait((served, payload, ids, now_ms))
+        except queue.Full:
+            self._count("dropped")
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            served, payload, ids, now_ms = job
+            try:
+                started = time.perf_counter()
+                prediction, inputs = _predict(served, payload)
+                if self._log is not None:
+                    latency_ms = (time.perf_counter() - started) * 1000
+                    record = _record(
+                        served, _log.SHADOW, ids, inputs, prediction, now_ms, latency_ms
+                    )
+                    self._log.append_sync([record])
+                self._count("done")
+            except Exception as exc:  # whatever the shadow does wrong stays here
+                self._count("failed")
+                log.warning("shadow %s failed: %s: %s", served.uri, type(exc).__name__, exc)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def wait(self) -> None:
+        """Return once every queued request was predicted (or failed)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+
+class Endpoint:
+    """One deployment answering in this process: the loaded versions (:class:`_router.Router`),
+    the prediction log, the shadow runner and the metrics.
+
+    ``targets`` reads what to serve (a fixed URI, or a stored deployment read
+    again on every :meth:`refresh`). ``shipyard serve`` builds one endpoint; the
+    main server one per deployment it is asked to predict for (:class:`Endpoints`).
+    """
+
+    def __init__(
+        self,
+        deployment: str,
+        targets: Callable[[], _router.Targets],
+        *,
+        client: Client,
+        runtime: str = "auto",
+        prediction_log: _log.PredictionLog | None = None,
+        max_rows: int = MAX_ROWS,
+        max_body_size: int = _security.MAX_JSON_BODY,
+        shadow_queue: int = SHADOW_QUEUE,
+        seed: int | None = None,
+        monitoring: MonitoringGauges | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.client = client
+        self.runtime = _router.check_runtime(runtime)
+        self.log = prediction_log
+        self.max_rows = max_rows
+        self.max_body_size = max_body_size
+        self.router = _router.Router(seed)
+        self.shadow = ShadowRunner(prediction_log, shadow_queue)
+        self.load_error: str | None = None
+        self._read_targets = targets
+        self.metrics = ServingMetrics(
+            versions=self.router.versions, backlog=self._backlog, monitoring=monitoring
+        )
+        self._shadow_counter = Counter(
+            "shipyard_serving_shadow_requests_total",
+            "Requests given to the shadow model, by outcome: done, dropped (it was behind), "
+            "failed (its error never reaches the client).",
+            ("outcome",),
+        )
+
+    def _backlog(self) -> dict[tuple[str, ...], float]:
+        return {
+            ("records",): float(self.log.pending if self.log else 0),
+            ("bytes",): float(self.log.backlog_bytes if self.log else 0),
+        }
+
+    def refresh(self) -> bool:
+        """Read what to serve, resolve its URIs, and serve the versions they name now.
+
+        Versions not loaded yet are loaded and warmed up here (call it in a
+        thread) while the current lineup keeps answering; then the new lineup
+        is swapped in whole. True when it changed.
+        """
+        targets = self._read_targets()
+        current = self.router.lineup
+        loaded: dict[str, _router.Served] = {}
+        if current is not None:
+            kept = (current.canary, current.shadow, current.primary)
+            loaded = {s.uri: s for s in kept if s is not None}
+
+        def served(uri: str | None) -> _router.Served | None:
+            if uri is None:
+                return None
+            version_uri = self.client.get_model_version(uri).uri
+            if version_uri not in loaded:
+                loaded[version_uri] = _router.load(
+                    version_uri, runtime=self.runtime, client=self.client
+                )
+            return loaded[version_uri]
+
+        primary = served(targets.model)
+        assert primary is not None
+        lineup = _router.Lineup(
+            primary, served(targets.canary), targets.canary_percent or 0.0, served(targets.shadow)
+        )
+        self.load_error = None
+        if lineup == current:
+            return False
+        self.router.install(lineup)
+        log.info(
+            "deployment %s serves %s (%s)%s%s (was %s)",
+            self.deployment,
+            primary.uri,
+            primary.runtime,
+            f", canary {lineup.canary.uri} at {lineup.canary_percent:g}%" if lineup.canary else "",
+            f", shadow {lineup.shadow.uri}" if lineup.shadow else "",
+            ", ".join(current.versions()) if current else None,
+        )
+        return True
+
+    # -------------------------------------------------------------- answers
+
+    def refuse(self, exc: ShipyardError, route: str) -> JSONResponse:
+        status = _errors.status_of(exc)
+        if isinstance(exc, TooLarge):
+            status = 413
+        self.metrics.errors.inc(exc.code)
+        self.metrics.requests.inc(route, str(status))
+        return JSONResponse(_errors.error_body(exc.code, exc.message, exc.hint), status_code=status)
+
+    def not_ready(self, route: str) -> JSONResponse:
+        self.metrics.errors.inc("not_ready")
+        self.metrics.requests.inc(route, "503")
+        return JSONResponse(
+            _errors.error_body(
+                "not_ready",
+                f"The deployment {self.deployment} has no model loaded yet.",
+                self.load_error or "Wait until GET /ready answers 200.",
+            ),
+            status_code=503,
+        )
+
+    def failed(self, exc: Exception, route: str) -> JSONResponse:
+        log.exception("%s failed", route)
+        self.metrics.errors.inc("internal")
+        self.metrics.requests.inc(route, "500")
+        return JSONResponse(
+            _errors.error_body("internal_error", f"The server failed: {type(exc).__name__}."),
+            status_code=500,
+        )
+
+    async def predict(self, request: Request) -> Response:
+        """Predict for a batch of rows; each row gets a prediction id and is logged."""
+        started = time.perf_counter()
+        served, role = self.router.choose()
+        shadows = self.router.shadows()
+        if served is None or role is None:
+            return self.not_ready("predict")
+        content_type = request.headers.get("content-type", "")
+        try:
+            body = await request.body()
+            payload = _parse(body, content_type, self.max_rows)
+            if payload is None:
+                return _unsupported(content_type, self.metrics)
+            prediction, inputs = await _answer(served, payload)
+        except ShipyardError as exc:
+            return self.refuse(exc, "predict")
+        except HTTPException as exc:  # the body cap, raised while the body is read
+            if exc.status_code != 413:
+                raise
+            return self.refuse(_too_large(self.max_body_size), "predict")
+        except Exception as exc:  # a bug: answered as JSON, never a raw traceback
+            return self.failed(exc, "predict")
+        rows = len(prediction.predictions)
+        now_ms = time.time_ns() // 1_000_000
+        ids = _log.new_ids(rows, now_ms)
+        if self.log is not None:
+            latency_ms = (time.perf_counter() - started) * 1000
+            try:
+                await self.log.append(
+                    _record(served, role, ids, inputs, prediction, now_ms, latency_ms)
+                )
+            except ShipyardError as exc:
+                return self.refuse(exc, "predict")
+        for shadow in shadows:
+            self.shadow.submit(shadow, payload, ids, now_ms)
+        content = _dumps(
+            {
+                "predictions": prediction.predictions,
+                "probabilities": prediction.probabilities,
+                "model_version": served.uri,
+                "prediction_ids": ids,
+            }
+        )
+        self.metrics.requests.inc("predict", "200")
+        self.metrics.rows.inc(amount=rows)
+        self.metrics.latency.observe(time.perf_counter() - started)
+        return Response(content, media_type="application/json")
+
+    def render_metrics(self) -> str:
+        self._shadow_counter.values = {(k,): float(v) for k, v in self.shadow.counts.items()}
+        return self.metrics.render() + "\n".join(self._shadow_counter.render()) + "\n"
+
+    def close(self) -> None:
+        """Let the shadow finish what is queued, then flush and close the log."""
+        self.shadow.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def _record(
+    served: _router.Served,
+    role: str,
+    ids: list[str],
+    inputs: dict[str, Any],
+    prediction: _router.Prediction,
+    now_ms: int,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """A prediction record of the log (see :mod:`._log`)."""
+    return {
+        "k": "p",
+        "t": now_ms,
+        "v": served.uri,
+        "r": role,
+        "ids": ids,
+        "in": inputs,
+        "out": prediction.predictions,
+        "proba": prediction.probabilities,
+        "ms": round(latency_ms, 3),
+    }
+
+
+class Endpoints:
+    """The deployments the main server predicts for (``POST /api/v1/deployments/{name}/predict``).
+
+    Each is loaded in this process on its first request and kept. A request
+    that finds its definition read more than ``poll_interval`` seconds ago starts
+    a refresh in a thread (an alias moved, the deployment was updated or
+    deleted) and is answered by what is loaded: only a deployment's first
+    request waits for a model to load. The same refresh compacts the log every
+    ``compact_interval`` seconds.
+    """
+
+    def __init__(
+        self, client: Client, *, poll_interval: float = 1.0, compact_interval: float = 60.0
+    ) -> None:
+        self.client = client
+        self.poll_interval = poll_interval
+        self.compact_interval = compact_interval
+        self._kept: dict[str, _Kept] = {}
+        self._lock = threading.Lock()
+        self._opening: dict[str, threading.Lock] = {}
+
+    async def get(self, name: str) -> Endpoint:
+        """The endpoint of deployment ``name``, loaded (NotFound when there is no such one)."""
+        kept = self._kept.get(name)
+        if kept is None:
+            return await anyio.to_thread.run_sync(lambda: self._open(name))
+        if time.monotonic() - kept.checked_at >= self.poll_interval and not kept.busy:
+            kept.busy = True
+            threading.Thread(
+                target=self._refresh, args=(name, kept), name=f"shipyard-{name}", daemon=True
+            ).start()
+        return kept.endpoint
+
+    def _open(self, name: str) -> Endpoint:
+        with self._lock:
+            opening = self._opening.setdefault(name, threading.Lock())
+        with opening:  # one load per deployment, however many first requests come at once
+            kept = self._kept.get(name)
+            if kept is not None:
+                return kept.endpoint
+            client = self.client
+            folder = _log.log_folder(client.settings.home, name)
+            endpoint = Endpoint(
+                name,
+                lambda: _router.Targets.of(client.get_deployment(name)),
+                client=client,
+                prediction_log=_log.PredictionLog(folder),
+            )
+            try:
+                endpoint.refresh()
+            except BaseException:
+                endpoint.close()
+                raise
+            now = time.monotonic()
+            self._kept[name] = _Kept(endpoint, checked_at=now, compacted_at=now)
+            return endpoint
+
+    def _refresh(self, name: str, kept: _Kept) -> None:
+        endpoint = kept.endpoint
+        try:
+            endpoint.refresh()
+        except NotFound as exc:
+            if exc.kind == "deployment":  # deleted: the next request reads the store again
+                with self._lock:
+                    if self._kept.get(name) is kept:
+                        del self._kept[name]
+                endpoint.close()
+                return
+            endpoint.load_error = str(exc)
+        except Exception as exc:  # the store unreachable, a bad new version: keep serving
+            endpoint.load_error = f"{type(exc).__name__}: {exc}"
+            log.warning("deployment %s keeps %s: %s", name, endpoint.router.versions(), exc)
+        finally:
+            kept.checked_at = time.monotonic()
+            kept.busy = False
+        if (
+            endpoint.log is not None
+            and kept.checked_at - kept.compacted_at >= self.compact_interval
+        ):
+            kept.compacted_at = kept.checked_at
+            try:
+                _log.compact_in_child(endpoint.log.folder, self.client, name)
+            except Exception as exc:  # the segments wait for the next round
+                log.warning("prediction log compaction of %s failed: %s", name, exc)
+
+    def close(self) -> None:
+        """Close every endpoint (their logs flushed); for the server's shutdown."""
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for item in kept:
+            item.endpoint.close()
+
+
+@dataclasses.dataclass
+class _Kept:
+    endpoint: Endpoint
+    checked_at: float
+    compacted_at: float
+    busy: bool = False
+
+
+def endpoints_of(app: FastAPI) -> Endpoints:
+    """The main server's :class:`Endpoints`, made on first use."""
+    found = getattr(app.state, "endpoints", None)
+    if found is None:
+        found = app.state.endpoints = Endpoints(app.state.client)
+    return found
+
+
+# ------------------------------------------------------------------ the app
+
+
 def create_serving_app(
-    uri: str,
+    uri: str | None,
     *,
     deployment: str | None = None,
     client: Client | None = None,
@@ -92,84 +494,92 @@ def create_serving_app(
     max_rows: int = MAX_ROWS,
     poll_interval: float = 1.0,
     compact_interval: float = 60.0,
+    shadow_queue: int = SHADOW_QUEUE,
+    seed: int | None = None,
 ) -> FastAPI:
-    """The app serving ``uri`` (``models:/name@alias`` or ``models:/name/N``).
+    """The app serving ``uri`` (``models:/name@alias`` or ``models:/name/N``), or, with
+    ``uri=None``, the stored deployment ``deployment`` (model, canary, shadow), read again
+    every ``poll_interval`` seconds so an update is served without a restart.
 
     ``deployment`` names the prediction log (default: the model's name), kept
     under ``<home>/predictions/<deployment>/`` unless ``log_dir`` says where.
     ``runtime`` is ``auto``, ``native`` or ``onnx`` (see :mod:`._router`).
     ``log_predictions=False`` and ``sync=False`` exist to measure what logging
-    costs; a deployment keeps both on. The model loads in the background after
-    start: ``/ready`` says when.
+    costs; a deployment keeps both on. ``shadow_queue`` bounds the requests
+    waiting for the shadow; ``seed`` makes the canary draws repeatable. The
+    model loads in the background after start: ``/ready`` says when.
     """
-    ref = _uri.parse(uri)
     _router.check_runtime(runtime)
     client = client or Client()
-    deployment = deployment or ref.name
-    folder = _log.log_folder(client.settings.home, deployment)  # checks the name too
+    targets: Callable[[], _router.Targets]
+    if uri is None:
+        if deployment is None:
+            raise InvalidInput(
+                "Serving needs a model URI or the name of a stored deployment; got neither.",
+                hint="Pass models:/NAME@ALIAS, or deployment='NAME' (see `shipyard deployments list`).",
+            )
+        name = deployment
+        stored = deployment
+
+        def targets() -> _router.Targets:
+            return _router.Targets.of(client.get_deployment(stored))
+
+        follows = True
+        shown = f"deployment {name}"
+    else:
+        fixed = _router.Targets(str(_uri.parse(uri)))
+        name = deployment or _uri.parse(uri).name
+
+        def targets() -> _router.Targets:
+            return fixed
+
+        follows = fixed.follows_aliases
+        shown = fixed.model
+    folder = _log.log_folder(client.settings.home, name)  # checks the name too
     if log_dir is not None:
         folder = Path(log_dir)
-    router = _router.Router()
-    prediction_log = _log.PredictionLog(folder, sync=sync) if log_predictions else None
-    metrics = ServingMetrics(
-        versions=router.versions,
-        backlog=lambda: {
-            ("records",): float(prediction_log.pending if prediction_log else 0),
-            ("bytes",): float(prediction_log.backlog_bytes if prediction_log else 0),
-        },
+    endpoint = Endpoint(
+        name,
+        targets,
+        client=client,
+        runtime=runtime,
+        prediction_log=_log.PredictionLog(folder, sync=sync) if log_predictions else None,
+        max_rows=max_rows,
+        max_body_size=max_body_size,
+        shadow_queue=shadow_queue,
+        seed=seed,
+        monitoring=MonitoringGauges(client, name),
     )
-    state: dict[str, Any] = {"load_error": None}
+    metrics = endpoint.metrics
+    prediction_log = endpoint.log
+
+    async def refresh() -> None:
+        if await anyio.to_thread.run_sync(endpoint.refresh):
+            metrics.swaps.inc()
 
     async def load_and_watch() -> None:
-        """Load the model (retrying), then follow the alias if the URI has one."""
-        while router.current is None:
+        """Load the model (retrying), then follow aliases and the stored definition."""
+        while not endpoint.router.ready:
             try:
-                served = await anyio.to_thread.run_sync(
-                    lambda: _router.load(uri, runtime=runtime, client=client)
-                )
+                await refresh()
             except Exception as exc:  # any failure to load: report on /ready, retry
-                state["load_error"] = f"{type(exc).__name__}: {exc}"
-                log.error("cannot load %s: %s", uri, state["load_error"])
+                endpoint.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("cannot load %s: %s", shown, endpoint.load_error)
                 metrics.errors.inc("load")
                 await asyncio.sleep(max(poll_interval, 1.0))
-                continue
-            router.swap(served)
-            state["load_error"] = None
-            metrics.swaps.inc()
-            log.info("serving %s (%s) as deployment %s", served.uri, served.runtime, deployment)
-        if ref.alias is None:
+        if not follows:
             return
         while True:
             await asyncio.sleep(poll_interval)
             try:
-                await _follow_alias()
+                await refresh()
             except Exception as exc:  # the store unreachable, a bad new version: keep serving
-                state["load_error"] = f"{type(exc).__name__}: {exc}"
+                endpoint.load_error = f"{type(exc).__name__}: {exc}"
                 metrics.errors.inc("swap")
-                log.warning("keeping %s: %s", router.versions(), state["load_error"])
-
-    async def _follow_alias() -> None:
-        version = await anyio.to_thread.run_sync(lambda: client.get_model_version(uri))
-        current = router.current
-        if current is not None and version.version == current.version.version:
-            return
-        served = await anyio.to_thread.run_sync(
-            lambda: _router.load(version.uri, runtime=runtime, client=client)
-        )
-        previous = router.swap(served)
-        state["load_error"] = None
-        metrics.swaps.inc()
-        log.info(
-            "%s moved: now serving %s (was %s)",
-            uri,
-            served.uri,
-            previous.uri if previous else None,
-        )
+                log.warning("keeping %s: %s", endpoint.router.versions(), endpoint.load_error)
 
     async def compact_now() -> int:
-        return await anyio.to_thread.run_sync(
-            lambda: _log.compact(folder, client.blobs, deployment)
-        )
+        return await anyio.to_thread.run_sync(lambda: _log.compact_in_child(folder, client, name))
 
     async def compact_periodically() -> None:
         while True:
@@ -193,12 +603,11 @@ def create_serving_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if prediction_log is not None:
-                # Requests in flight finished before the lifespan ends: flush and close.
-                await anyio.to_thread.run_sync(prediction_log.close)
+            # Requests in flight finished before the lifespan ends: flush and close.
+            await anyio.to_thread.run_sync(endpoint.close)
 
     app = FastAPI(
-        title=f"Shipyard serving {deployment}",
+        title=f"Shipyard serving {name}",
         version=__version__,
         lifespan=lifespan,
         docs_url=None,
@@ -206,10 +615,8 @@ def create_serving_app(
     )
     app.state.client = client
     app.state.auth = auth
-    app.state.router = router
-    app.state.log = prediction_log
-    app.state.metrics = metrics
-    app.state.deployment = deployment
+    app.state.endpoint = endpoint
+    app.state.deployment = name
     app.state.compact = compact_now
     _errors.install(app)
     _security.install(app, auth=auth, allowed_hosts=allowed_hosts, max_body_size=max_body_size)
@@ -225,87 +632,10 @@ def create_serving_app(
         dependency.required_role = required  # type: ignore[attr-defined]
         return [Depends(dependency)]
 
-    def refuse(exc: ShipyardError, route: str) -> JSONResponse:
-        status = _errors.status_of(exc)
-        if isinstance(exc, TooLarge):
-            status = 413
-        metrics.errors.inc(exc.code)
-        metrics.requests.inc(route, str(status))
-        return JSONResponse(_errors.error_body(exc.code, exc.message, exc.hint), status_code=status)
-
-    def not_ready(route: str) -> JSONResponse:
-        metrics.errors.inc("not_ready")
-        metrics.requests.inc(route, "503")
-        return JSONResponse(
-            _errors.error_body(
-                "not_ready",
-                f"The model {uri} is not loaded yet.",
-                state["load_error"] or "Wait until GET /ready answers 200.",
-            ),
-            status_code=503,
-        )
-
-    def failed(exc: Exception, route: str) -> JSONResponse:
-        log.exception("%s failed", route)
-        metrics.errors.inc("internal")
-        metrics.requests.inc(route, "500")
-        return JSONResponse(
-            _errors.error_body("internal_error", f"The server failed: {type(exc).__name__}."),
-            status_code=500,
-        )
-
     @app.post("/predict", dependencies=role(_auth.Role.viewer), tags=["serving"])
     async def predict(request: Request) -> Response:
         """Predict for a batch of rows; each row gets a prediction id and is logged."""
-        started = time.perf_counter()
-        served = router.choose()
-        if served is None:
-            return not_ready("predict")
-        try:
-            body = await request.body()
-            payload = _parse(body, request.headers.get("content-type", ""), max_rows)
-            if payload is None:
-                return _unsupported(request.headers.get("content-type", ""), metrics)
-            answer = await _answer(served, payload)
-        except ShipyardError as exc:
-            return refuse(exc, "predict")
-        except HTTPException as exc:  # the body cap, raised while the body is read
-            if exc.status_code != 413:
-                raise
-            return refuse(_too_large(max_body_size), "predict")
-        except Exception as exc:  # a bug: answered as JSON, never a raw traceback
-            return failed(exc, "predict")
-        prediction, inputs, rows = answer
-        now_ms = time.time_ns() // 1_000_000
-        ids = _log.new_ids(rows, now_ms)
-        latency_ms = (time.perf_counter() - started) * 1000
-        if prediction_log is not None:
-            record = {
-                "k": "p",
-                "t": now_ms,
-                "v": served.uri,
-                "ids": ids,
-                "in": inputs,
-                "out": prediction.predictions,
-                "proba": prediction.probabilities,
-                "ms": round(latency_ms, 3),
-            }
-            try:
-                await prediction_log.append(record)
-            except ShipyardError as exc:
-                return refuse(exc, "predict")
-        content = _dumps(
-            {
-                "predictions": prediction.predictions,
-                "probabilities": prediction.probabilities,
-                "model_version": served.uri,
-                "prediction_ids": ids,
-            }
-        )
-        metrics.requests.inc("predict", "200")
-        metrics.rows.inc(amount=rows)
-        metrics.latency.observe(time.perf_counter() - started)
-        return Response(content, media_type="application/json")
+        return await endpoint.predict(request)
 
     @app.post("/labels", dependencies=role(_auth.Role.editor), tags=["serving"])
     async def labels(request: Request) -> Response:
@@ -329,9 +659,9 @@ def create_serving_app(
             if keep_ids:
                 await prediction_log.append(_log.label_record(keep_ids, keep_values))
         except ShipyardError as exc:
-            return refuse(exc, "labels")
+            return endpoint.refuse(exc, "labels")
         except Exception as exc:  # a bug: answered as JSON
-            return failed(exc, "labels")
+            return endpoint.failed(exc, "labels")
         metrics.requests.inc("labels", "200")
         return JSONResponse({"stored": len(keep_ids), "unknown": unknown})
 
@@ -343,25 +673,30 @@ def create_serving_app(
     @app.get("/ready", dependencies=role(_auth.Role.viewer), tags=["operations"])
     async def ready() -> JSONResponse:
         """Readiness: 200 once a model version is loaded, 503 before."""
-        served = router.current
-        if served is None:
+        lineup = endpoint.router.lineup
+        if lineup is None:
             return JSONResponse(
-                {"ready": False, "model": uri, "error": state["load_error"]}, status_code=503
+                {"ready": False, "model": shown, "error": endpoint.load_error}, status_code=503
             )
         return JSONResponse(
             {
                 "ready": True,
-                "model": uri,
-                "model_version": served.uri,
-                "runtime": served.runtime,
-                "deployment": deployment,
+                "model": shown,
+                "model_version": lineup.primary.uri,
+                "runtime": lineup.primary.runtime,
+                "deployment": name,
+                "canary": lineup.canary.uri if lineup.canary else None,
+                "canary_percent": lineup.canary_percent if lineup.canary else None,
+                "shadow": lineup.shadow.uri if lineup.shadow else None,
             }
         )
 
     @app.get("/metrics", dependencies=role(_auth.Role.viewer), tags=["operations"])
     async def prometheus() -> Response:
-        """Prometheus metrics: requests, latency, errors, model version, log backlog."""
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        """Prometheus metrics: requests, latency, errors, model versions, log backlog, shadow."""
+        return Response(
+            endpoint.render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     return app
 
@@ -496,28 +831,22 @@ def _count(payload: Any) -> int:
     return len(payload)
 
 
-async def _answer(
-    served: _router.Served, payload: Any
-) -> tuple[_router.Prediction, dict[str, Any], int]:
-    """Check, predict; return the prediction, the inputs to log, and the row count."""
+def _predict(served: _router.Served, payload: Any) -> tuple[_router.Prediction, dict[str, Any]]:
+    """Check, predict; return the prediction and the inputs to log."""
     columns = served.fast_columns(payload)
     if columns is not None:
-        rows = len(payload)
+        return served.predict(served.frame_from_columns(columns)), columns
+    frame, model_input = served.validate(payload)
+    return served.predict(model_input), _frame_columns(frame)
 
-        def run() -> tuple[_router.Prediction, dict[str, Any]]:
-            return served.predict(served.frame_from_columns(columns)), columns
-    else:
 
-        def run() -> tuple[_router.Prediction, dict[str, Any]]:
-            frame, model_input = served.validate(payload)
-            return served.predict(model_input), _frame_columns(frame)
-
-        rows = _count(payload)
-    if rows <= INLINE_ROWS:
-        prediction, inputs = run()
-    else:
-        prediction, inputs = await anyio.to_thread.run_sync(run)
-    return prediction, inputs, len(prediction.predictions)
+async def _answer(
+    served: _router.Served, payload: Any
+) -> tuple[_router.Prediction, dict[str, Any]]:
+    """:func:`_predict` on the event loop for a small batch, in a thread for a large one."""
+    if _count(payload) <= INLINE_ROWS:
+        return _predict(served, payload)
+    return await anyio.to_thread.run_sync(lambda: _predict(served, payload))
 
 
 def _frame_columns(frame: Any) -> dict[str, list[Any]]:
@@ -582,10 +911,12 @@ def app_from_environment(environ: Mapping[str, str] | None = None) -> FastAPI:
     environ = os.environ if environ is None else environ
     try:
         options = json.loads(environ.get(OPTIONS_VARIABLE) or "")
-        if not isinstance(options, dict) or not isinstance(options.get("uri"), str):
-            raise ValueError("not an object with 'uri'")
+        if not isinstance(options, dict) or not isinstance(
+            options.get("uri") or options.get("deployment"), str
+        ):
+            raise ValueError("not an object with 'uri' or 'deployment'")
         return create_serving_app(
-            options["uri"],
+            options.get("uri"),
             deployment=options.get("deployment"),
             runtime=str(options.get("runtime", "auto")),
             auth=bool(options.get("auth", True)),

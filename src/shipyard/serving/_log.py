@@ -16,8 +16,11 @@ the first frame that is short or fails its CRC: only a record that was never
 acknowledged can be torn (a crash mid-write), so nothing acknowledged is lost
 and nothing half-written is read. One record holds one request:
 
-- prediction: ``{"k": "p", "t": ms, "v": model uri, "ids": [...],
-  "in": {column: [values]}, "out": [...], "proba": [[...]] | null, "ms": latency}``
+- prediction: ``{"k": "p", "t": ms, "v": model uri, "r": role, "ids": [...],
+  "in": {column: [values]}, "out": [...], "proba": [[...]] | null, "ms": latency}``;
+  ``r`` is ``primary``, ``canary`` or ``shadow`` (absent in records written before
+  canaries existed: ``primary``). A shadow's record carries the ids of the request
+  it shadowed, so labels posted for the answer join to the shadow's prediction too.
 - labels: ``{"k": "l", "t": ms, "ids": [...], "labels": [...]}``
 
 Durability: group commit
@@ -42,8 +45,10 @@ Columns of :func:`predictions`
 ------------------------------
 ``prediction_id`` (string: 12 hex digits of the time in ms then 20 random hex
 digits, so ids sort by time), ``time`` (timestamp[ms, UTC]), ``deployment``,
-``model_version`` (``models:/name/N``), one ``inputs.<column>`` column per
-model input, ``prediction``, ``probabilities`` (list<double>, null when the
+``model_version`` (``models:/name/N``), ``role`` (``primary``, ``canary`` or
+``shadow``: which part of the deployment made the prediction; a shadow's rows
+repeat the ids of the rows it shadowed and are left out unless asked for), one
+``inputs.<column>`` column per model input, ``prediction``, ``probabilities`` (list<double>, null when the
 model has none), ``latency_ms``, and, joined by id, ``label`` and
 ``label_time`` (null until a label arrives; the last label for an id wins).
 Inputs are flattened columns rather than JSON text because monitoring reads
@@ -89,6 +94,8 @@ LOCK_FILE = ".compact.lock"
 SEGMENT_BYTES = 32 * 1024 * 1024
 SEGMENT_SECONDS = 300.0
 _HOUR_MS = 3_600_000
+#: What part of a deployment made a prediction (the ``role`` column).
+PRIMARY, CANARY, SHADOW = "primary", "canary", "shadow"
 
 
 def new_ids(count: int, now_ms: int | None = None) -> list[str]:
@@ -455,12 +462,9 @@ def compact(folder: Path, blobs: BlobStore, deployment: str) -> int:
         ]
         if not ready:
             return 0
-        records = [record for path in ready for record in decode(path.read_bytes())]
+        predictions, labels = _tables_of(ready, deployment)
         files = list(index.get("files", ()))
-        for kind, table in (
-            ("predictions", _prediction_table(deployment, records)),
-            ("labels", _label_table(records)),
-        ):
+        for kind, table in (("predictions", predictions), ("labels", labels)):
             if table is None or table.num_rows == 0:
                 continue
             hours = _hours(table)
@@ -491,7 +495,78 @@ def compact(folder: Path, blobs: BlobStore, deployment: str) -> int:
         for path in ready:
             path.unlink(missing_ok=True)
         _files.fsync_dir(wal)
+    del predictions, labels
+    _release_memory()
     return len(ready)
+
+
+def compact_in_child(folder: Path, client: Client, deployment: str) -> int:
+    """:func:`compact` in a short-lived child process, for a long-running server: decoding
+    a segment takes a few hundred MiB for a few seconds, which a child hands back to the
+    OS when it exits, where the server's own heap would keep it. Nothing is started when
+    no segment is ready."""
+    import subprocess
+    import sys
+
+    if not _pending(Path(folder)):
+        return 0
+    command = [sys.executable, "-m", "shipyard.serving._compact", str(folder), deployment]
+    done = subprocess.run(
+        command,
+        input=json.dumps(
+            {
+                "artifacts": str(client.settings.artifacts),
+                "s3_endpoint_url": client.settings.s3_endpoint_url,
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise StoreUnavailable(f"Compacting the prediction log {folder} failed: {reason}")
+    return int(done.stdout.strip() or 0)
+
+
+def _pending(folder: Path) -> bool:
+    """Whether a segment waits for compaction (closed, or left open by a dead writer)."""
+    return any(
+        path.suffix == _CLOSED or (path.suffix == _OPEN and _is_abandoned(path))
+        for path in _segments(folder / "wal")
+    )
+
+
+def _tables_of(paths: Sequence[Path], deployment: str) -> tuple[pa.Table | None, pa.Table | None]:
+    """The prediction and label tables of the segments at ``paths``, one record decoded at a
+    time into column lists: memory holds one segment's bytes and the columns' values, not
+    every record as a dict (which took ~450 MiB for one 32 MiB segment)."""
+
+    def records() -> Iterator[dict[str, Any]]:
+        for path in paths:
+            yield from decode(path.read_bytes())
+
+    predictions, labels = _PredictionColumns(), _LabelColumns()
+    for record in records():
+        if record.get("k") == "p":
+            predictions.add(record)
+        elif record.get("k") == "l":
+            labels.add(record)
+    return predictions.table(deployment), labels.table()
+
+
+def _release_memory() -> None:
+    """Hand freed memory back to the OS after a compaction: Arrow's pool keeps freed
+    pages, and glibc keeps freed heap below its top, so a long-running server's
+    resident size would otherwise stay at its compaction peak."""
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _parquet_bytes(table: pa.Table, pq: Any) -> bytes:
@@ -533,69 +608,92 @@ def _column(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
 
 
-def _prediction_table(deployment: str, records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
-    import pyarrow as pa
+class _PredictionColumns:
+    """Prediction records, added one at a time, as the columns of :func:`predictions`."""
 
-    rows = [r for r in records if r.get("k") == "p"]
-    if not rows:
-        return None
-    ids: list[str] = []
-    times: list[int] = []
-    versions: list[str] = []
-    outputs: list[Any] = []
-    probas: list[Any] = []
-    latencies: list[float] = []
-    inputs: dict[str, list[Any]] = {}
-    count = 0
-    for record in rows:
+    def __init__(self) -> None:
+        self.count = 0
+        self.ids: list[str] = []
+        self.times: list[int] = []
+        self.versions: list[str] = []
+        self.roles: list[str] = []
+        self.outputs: list[Any] = []
+        self.probas: list[Any] = []
+        self.latencies: list[float] = []
+        self.inputs: dict[str, list[Any]] = {}
+
+    def add(self, record: Mapping[str, Any]) -> None:
         n = len(record["ids"])
-        ids.extend(record["ids"])
-        times.extend([record["t"]] * n)
-        versions.extend([record["v"]] * n)
-        outputs.extend(record["out"])
-        probas.extend(record["proba"] if record.get("proba") is not None else [None] * n)
-        latencies.extend([record["ms"]] * n)
+        self.ids.extend(record["ids"])
+        self.times.extend([record["t"]] * n)
+        self.versions.extend([record["v"]] * n)
+        self.roles.extend([record.get("r", PRIMARY)] * n)
+        self.outputs.extend(record["out"])
+        self.probas.extend(record["proba"] if record.get("proba") is not None else [None] * n)
+        self.latencies.extend([record["ms"]] * n)
         for name, values in record["in"].items():
-            column = inputs.setdefault(name, [None] * count)
+            column = self.inputs.get(name)
+            if column is None:  # a column new in this record: null in the rows before it
+                column = self.inputs[name] = [None] * self.count
             column.extend(values)
-        count += n
-        for column in inputs.values():
-            if len(column) < count:
-                column.extend([None] * (count - len(column)))
-    columns = {
-        "prediction_id": pa.array(ids, pa.string()),
-        "time": pa.array(times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-        "deployment": pa.array([deployment] * count, pa.string()),
-        "model_version": pa.array(versions, pa.string()),
-        **{f"inputs.{name}": _column(values) for name, values in inputs.items()},
-        "prediction": _column(outputs),
-        "probabilities": pa.array(probas, pa.list_(pa.float64())),
-        "latency_ms": pa.array(latencies, pa.float64()),
-    }
-    return pa.table(columns)
+        self.count += n
+        for column in self.inputs.values():
+            if len(column) < self.count:
+                column.extend([None] * (self.count - len(column)))
 
+    def table(self, deployment: str) -> pa.Table | None:
+        import pyarrow as pa
 
-def _label_table(records: Sequence[Mapping[str, Any]]) -> pa.Table | None:
-    import pyarrow as pa
-
-    rows = [r for r in records if r.get("k") == "l"]
-    if not rows:
-        return None
-    ids: list[str] = []
-    labels: list[str] = []
-    times: list[int] = []
-    for record in rows:
-        ids.extend(record["ids"])
-        # Kept as JSON text on disk: the type never changes between files.
-        labels.extend(json.dumps(v) for v in record["labels"])
-        times.extend([record["t"]] * len(record["ids"]))
-    return pa.table(
-        {
-            "prediction_id": pa.array(ids, pa.string()),
-            "label_json": pa.array(labels, pa.string()),
-            "label_time": pa.array(times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        if not self.count:
+            return None
+        columns = {
+            "prediction_id": pa.array(self.ids, pa.string()),
+            "time": pa.array(self.times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "deployment": pa.array([deployment] * self.count, pa.string()),
+            "model_version": pa.array(self.versions, pa.string()),
+            "role": pa.array(self.roles, pa.string()),
+            **{f"inputs.{name}": _column(values) for name, values in self.inputs.items()},
+            "prediction": _column(self.outputs),
+            "probabilities": pa.array(self.probas, pa.list_(pa.float64())),
+            "latency_ms": pa.array(self.latencies, pa.float64()),
         }
-    )
+        return pa.table(columns)
+
+
+class _LabelColumns:
+    """Label records, added one at a time, as a table of id, label (JSON text) and time."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.labels: list[str] = []
+        self.times: list[int] = []
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.ids.extend(record["ids"])
+        # Kept as JSON text on disk: the type never changes between files.
+        self.labels.extend(json.dumps(v) for v in record["labels"])
+        self.times.extend([record["t"]] * len(record["ids"]))
+
+    def table(self) -> pa.Table | None:
+        import pyarrow as pa
+
+        if not self.ids:
+            return None
+        return pa.table(
+            {
+                "prediction_id": pa.array(self.ids, pa.string()),
+                "label_json": pa.array(self.labels, pa.string()),
+                "label_time": pa.array(self.times, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            }
+        )
+
+
+def _prediction_table(deployment: str, records: Iterable[Mapping[str, Any]]) -> pa.Table | None:
+    columns = _PredictionColumns()
+    for record in records:
+        if record.get("k") == "p":
+            columns.add(record)
+    return columns.table(deployment)
 
 
 # ------------------------------------------------------------------ reading
@@ -656,8 +754,10 @@ def read(
     start: Any = None,
     end: Any = None,
     labels: bool = True,
+    shadow: bool = False,
 ) -> pa.Table:
-    """Compacted and uncompacted predictions of a deployment in ``[start, end)``, labels joined."""
+    """Compacted and uncompacted predictions of a deployment in ``[start, end)``, labels joined;
+    the shadow's rows only with ``shadow=True``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -671,6 +771,7 @@ def read(
     )
     if table is None:
         table = _empty_predictions()
+    table = _with_roles(table, shadow=shadow)
     if start_ms is not None or end_ms is not None:
         ms = pc.cast(table.column("time"), pa.int64())
         mask = pc.and_(
@@ -726,6 +827,23 @@ def _join_labels(table: pa.Table, labels: Mapping[str, tuple[Any, int]]) -> pa.T
     )
 
 
+def _with_roles(table: pa.Table, *, shadow: bool) -> pa.Table:
+    """The ``role`` column filled in (files written before it existed hold primaries only),
+    the shadow's rows dropped unless asked for."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "role" in table.column_names:
+        roles = pc.fill_null(table.column("role"), PRIMARY)
+        table = table.set_column(table.column_names.index("role"), "role", roles)
+    else:
+        roles = pa.array([PRIMARY] * table.num_rows, pa.string())
+        table = table.add_column(table.column_names.index("model_version") + 1, "role", roles)
+    if shadow:
+        return table
+    return table.filter(pc.not_equal(table.column("role"), SHADOW))
+
+
 def _empty_predictions() -> pa.Table:
     import pyarrow as pa
 
@@ -735,6 +853,7 @@ def _empty_predictions() -> pa.Table:
             "time": pa.array([], pa.timestamp("ms", tz="UTC")),
             "deployment": pa.array([], pa.string()),
             "model_version": pa.array([], pa.string()),
+            "role": pa.array([], pa.string()),
             "prediction": pa.array([], pa.null()),
             "probabilities": pa.array([], pa.list_(pa.float64())),
             "latency_ms": pa.array([], pa.float64()),
@@ -831,11 +950,14 @@ def predictions(
     end: Any = None,
     *,
     labels: bool = True,
+    shadow: bool = False,
     client: Client | None = None,
 ) -> pa.Table:
     """Every logged prediction of ``deployment`` with ``start <= time < end``, as Arrow.
 
     ``start`` and ``end`` are datetimes (naive means UTC) or ms since the epoch.
+    The rows answered requests (``role`` ``primary`` or ``canary``); ``shadow=True``
+    adds the shadow's rows, whose ids repeat those of the rows they shadowed.
     Reads the compacted Parquet files and the records not yet compacted, so a
     prediction is readable as soon as it was answered. Labels are joined by
     prediction id (``label``, ``label_time``) unless ``labels=False``. The
@@ -843,7 +965,13 @@ def predictions(
     """
     home, blobs = _home_and_blobs(client)
     return read(
-        log_folder(home, deployment), blobs, deployment, start=start, end=end, labels=labels
+        log_folder(home, deployment),
+        blobs,
+        deployment,
+        start=start,
+        end=end,
+        labels=labels,
+        shadow=shadow,
     )
 
 

@@ -5,13 +5,33 @@ are a few lines each. Values are updated on the event loop's thread only, so
 they need no lock. With several workers each process counts its own requests
 (Prometheus scrapes whichever worker answers; run one worker per scrape
 target, or sum over instances).
+
+:class:`MonitoringGauges` adds what the deployment's monitors last found
+(drift share, per-column drift, live metrics, open alerts). Those come from
+the metadata store, read in a background thread at most once every
+``max_age`` seconds, when a scrape finds them older: a scrape never waits for
+the database, and shows the values of the last successful read (the first
+scrape after a start shows none yet).
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard.store.alerts import MonitorStatus
+    from shipyard.tracking import Client
+
+log = logging.getLogger("shipyard.serving")
+
+#: Seconds the monitoring gauges may be old before a scrape asks for a new read.
+MONITORING_MAX_AGE = 15.0
 
 #: Latency bucket upper bounds, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -95,14 +115,113 @@ class Histogram:
         yield f"{self.name}_count {running}"
 
 
+class MonitoringGauges:
+    """What the monitors of one deployment last found, read from the store now and then."""
+
+    def __init__(
+        self, client: Client, deployment: str, *, max_age: float = MONITORING_MAX_AGE
+    ) -> None:
+        self.client, self.deployment, self.max_age = client, deployment, max_age
+        self._statuses: list[MonitorStatus] = []
+        self._tried_at: float | None = None  # time.monotonic() of the last read, even a failed one
+        self._read_wall: float | None = None  # time.time() of the last successful read
+        self._reading: threading.Thread | None = None
+        self._lock = threading.Lock()
+        labels = ("deployment", "monitor")
+        self.gauges = (
+            Gauge(
+                "shipyard_monitor_drift_share",
+                "Share of tested columns that drifted in the monitor's latest window.",
+                labels,
+                read=lambda: {
+                    (self.deployment, s.monitor): s.drift_share
+                    for s in self.statuses()
+                    if s.drift_share is not None
+                },
+            ),
+            Gauge(
+                "shipyard_monitor_column_drift",
+                "1 if the column drifted in the monitor's latest window, 0 if it was tested "
+                "and did not (kind: input or prediction).",
+                (*labels, "kind", "column"),
+                read=lambda: {
+                    (self.deployment, s.monitor, kind, column): float(drifted)
+                    for s in self.statuses()
+                    for (kind, column), drifted in s.column_drift.items()
+                },
+            ),
+            Gauge(
+                "shipyard_monitor_metric",
+                "Live performance (roc_auc, accuracy, mae, ...) in the monitor's latest "
+                "window with labels.",
+                (*labels, "metric"),
+                read=lambda: {
+                    (self.deployment, s.monitor, name): value
+                    for s in self.statuses()
+                    for name, value in s.metrics.items()
+                },
+            ),
+            Gauge(
+                "shipyard_monitor_open_alerts",
+                "Alerts of the monitor's rules that are open.",
+                labels,
+                read=lambda: {
+                    (self.deployment, s.monitor): float(s.open_alerts) for s in self.statuses()
+                },
+            ),
+            Gauge(
+                "shipyard_monitor_read_timestamp_seconds",
+                "When the monitoring gauges were last read from the store (Unix time).",
+                ("deployment",),
+                read=lambda: (
+                    {} if self._read_wall is None else {(self.deployment,): self._read_wall}
+                ),
+            ),
+        )
+
+    def statuses(self) -> list[MonitorStatus]:
+        """The last read's statuses; starts a new read in the background when they are old."""
+        with self._lock:
+            now = time.monotonic()
+            fresh = self._tried_at is not None and now - self._tried_at < self.max_age
+            if not fresh and self._reading is None:
+                self._tried_at = now
+                self._reading = threading.Thread(
+                    target=self._read, name=f"monitoring-gauges-{self.deployment}", daemon=True
+                )
+                self._reading.start()
+        return self._statuses
+
+    def _read(self) -> None:
+        from shipyard.store import alerts as alerts_repo
+
+        try:
+            with self.client.store.read() as conn:
+                found = alerts_repo.monitor_statuses(conn, self.deployment)
+        except Exception as exc:  # the store unreachable: keep showing the last values
+            log.warning("monitoring gauges of %s not read: %s", self.deployment, exc)
+            found = None
+        with self._lock:
+            if found is not None:
+                self._statuses, self._read_wall = found, time.time()
+            self._reading = None
+
+    def render(self) -> Iterable[str]:
+        for gauge in self.gauges:
+            yield from gauge.render()
+
+
 class ServingMetrics:
-    """Requests, latency, errors by kind, the version served and the log backlog."""
+    """Requests, latency, errors by kind, the version served and the log backlog; with
+    ``monitoring``, what the deployment's monitors last found."""
 
     def __init__(
         self,
         versions: Callable[[], list[str]],
         backlog: Callable[[], dict[tuple[str, ...], float]],
+        monitoring: MonitoringGauges | None = None,
     ) -> None:
+        self.monitoring = monitoring
         self.requests = Counter(
             "shipyard_serving_requests_total",
             "Requests answered, by route and status code.",
@@ -139,5 +258,6 @@ class ServingMetrics:
             self.swaps,
             self.version,
             self.backlog,
+            *(() if self.monitoring is None else (self.monitoring,)),
         )
         return "\n".join(line for part in parts for line in part.render()) + "\n"

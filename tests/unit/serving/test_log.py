@@ -126,6 +126,44 @@ def test_compaction_keeps_every_row_and_reading_is_the_same(tmp_path: Path) -> N
     assert not list((folder / "wal").iterdir())
 
 
+def test_a_server_compacts_in_a_child_process_and_only_when_a_segment_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
+    folder = _log.log_folder(client.settings.home, "credit")
+    log = _log.PredictionLog(folder)
+    log.append_sync([record(3), record(2, version="models:/credit/2")])
+    before = predictions("credit", client=client)
+
+    started: list[list[str]] = []
+    real_run = __import__("subprocess").run
+    monkeypatch.setattr(
+        "subprocess.run", lambda command, **kw: started.append(command) or real_run(command, **kw)
+    )
+    assert _log.compact_in_child(folder, client, "credit") == 0  # only an open, live segment
+    assert started == []
+    log.rotate()
+    assert _log.compact_in_child(folder, client, "credit") == 1
+    assert len(started) == 1
+    assert predictions("credit", client=client).equals(before)
+    log.close()
+
+
+def test_a_broken_blob_store_fails_a_child_compaction_with_its_reason(tmp_path: Path) -> None:
+    from shipyard.errors import StoreUnavailable
+
+    client = make_client(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
+    folder = _log.log_folder(client.settings.home, "credit")
+    log = _log.PredictionLog(folder)
+    log.append_sync([record(1)])
+    log.rotate()
+    log.close()
+    (folder / "index.json").write_text("{not json")
+    with pytest.raises(StoreUnavailable, match="index"):
+        _log.compact_in_child(folder, client, "credit")
+    assert any(p.suffix == ".seg" for p in (folder / "wal").iterdir())  # nothing lost
+
+
 def test_an_open_segment_of_a_dead_writer_is_compacted(tmp_path: Path) -> None:
     client = make_client(f"sqlite:///{tmp_path / 's.db'}", tmp_path)
     folder = _log.log_folder(client.settings.home, "credit")
