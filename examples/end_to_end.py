@@ -1,6 +1,6 @@
-"""Shipyard end to end: data, train, register, promote, load and export a model.
+"""Shipyard end to end: from data to a served model that is watched in production.
 
-    data ──► train ──► register ──► promote ──► (serve ──► monitor: later steps)
+    data ──► train ──► register ──► promote ──► serve ──► monitor ──► alert
 
 1. data     register scikit-learn's breast cancer set (shipped with it, no
             download) as a versioned dataset, and read it back inside the run
@@ -15,27 +15,50 @@
             back by alias (its digest verified first), scored on the test
             split, and exported to ONNX, which must predict the same;
 5. compare  ask the store with ``shipyard.Client().search_runs`` for the best
-            candidates by ROC AUC and print them.
+            candidates by ROC AUC and print them;
+6. serve    store the deployment ``breast-cancer`` (``models:/breast-cancer@champion``)
+            and run ``shipyard serve --deployment breast-cancer`` on a free
+            loopback port;
+7. traffic  send six windows of 120 rows, each a random 120 of the 143
+            test rows (drawn without replacement, so a window looks like the
+            data the model was made on), in requests of 20 rows, and post each
+            row's true label to /labels.
+            **How the drift is made**: from window 4 on, the nine size
+            features (radius, perimeter, area: mean, worst and error) are
+            multiplied by 1.3, as if the imaging device had been recalibrated;
+            the labels stay those of the rows drawn;
+8. monitor  a monitor on the deployment (windows of 120 predictions, the
+            dataset version as reference) and two alert rules; one monitor
+            run evaluates the new windows and prints, per window, the drift
+            share, the drifted columns and the live accuracy and ROC AUC, and
+            the alerts that opened.
 
 Run it with ``scripts/example`` (or ``python examples/end_to_end.py`` in the
 project's venv). Everything lands in the embedded store under
-``SHIPYARD_HOME`` (default ``./.shipyard``); browse it afterwards with
-``shipyard runs list --experiment breast-cancer`` or
-``shipyard models show breast-cancer``.
+``SHIPYARD_HOME`` (default ``./.shipyard``); run it again and the same
+deployment and monitor carry on where they were. Browse it afterwards with
+``shipyard runs list --experiment breast-cancer``, ``shipyard models show
+breast-cancer``, ``shipyard monitors show breast-cancer`` or ``shipyard alerts list``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -57,12 +80,28 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import shipyard as sy
+from shipyard.errors import AlreadyExists
 
 EXPERIMENT = "breast-cancer"
 DATASET = "breast-cancer"
 MODEL = "breast-cancer"
 SEED = 42
 FOLDS = 5
+
+DEPLOYMENT = "breast-cancer"
+SERVE_TIMEOUT_S = 60
+WINDOWS = 6
+WINDOW_ROWS = 120
+REQUEST_ROWS = 20
+DRIFT_FROM = 4  # the first window whose inputs drift
+DRIFT_FACTOR = 1.3
+SIZE_FEATURES = [
+    f"{kind} {feature}" for kind in ("mean", "worst") for feature in ("radius", "perimeter", "area")
+] + [f"{feature} error" for feature in ("radius", "perimeter", "area")]
+ALERT_RULES = {
+    "inputs drifted": "drift_share > 0.25 for 2 windows",
+    "accuracy fell": "accuracy < 0.9",
+}
 
 # Piped output (CI logs, tests) is not cut at 80 columns, so run ids stay whole.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -269,6 +308,162 @@ def show_best(parent_run_id: str) -> None:
     console.print(f"                {cli} lineage dataset:{DATASET}@1")
 
 
+# ------------------------------------------------------------ 6. deploy and serve
+
+
+@contextlib.contextmanager
+def serving(progress_note: str) -> Iterator[str]:
+    """Store the deployment, run ``shipyard serve --deployment`` on a free loopback port,
+    wait until it is ready; stop it with SIGTERM (in-flight requests finish, the log is
+    flushed) when done."""
+    client = sy.Client()
+    try:
+        client.create_deployment(DEPLOYMENT, f"models:/{MODEL}@champion")
+    except AlreadyExists:
+        client.update_deployment(DEPLOYMENT, model=f"models:/{MODEL}@champion")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [shipyard_executable(), "serve", "--deployment", DEPLOYMENT, "--port", str(port)]
+    console.print(f"   {progress_note}: {' '.join(command[1:])}")
+    url = f"http://127.0.0.1:{port}"
+    with (
+        tempfile.TemporaryFile() as log,
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT) as server,
+    ):
+        try:
+            deadline = time.monotonic() + SERVE_TIMEOUT_S
+            while True:
+                if server.poll() is not None:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")
+                    raise SystemExit(f"shipyard serve stopped:\n{output}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"shipyard serve was not ready after {SERVE_TIMEOUT_S} s")
+                time.sleep(0.2)
+            yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+# --------------------------------------------------------- 7. traffic that drifts
+
+
+def traffic(data: Data) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """``WINDOWS`` windows of ``WINDOW_ROWS`` rows, drawn without replacement from the test
+    split; from window ``DRIFT_FROM`` on, the size features read ``DRIFT_FACTOR`` times
+    larger, as if the imaging device had been recalibrated. The true labels stay those of
+    the rows drawn, so the model's accuracy should suffer where the inputs drift."""
+    rng = np.random.default_rng(SEED)
+    windows = []
+    for number in range(1, WINDOWS + 1):
+        picked = rng.choice(len(data.X_test), WINDOW_ROWS, replace=False)
+        rows = data.X_test.iloc[picked].reset_index(drop=True)
+        if number >= DRIFT_FROM:
+            rows[SIZE_FEATURES] = rows[SIZE_FEATURES] * DRIFT_FACTOR
+        windows.append((rows, data.y_test[picked]))
+    return windows
+
+
+def send(url: str, windows: list[tuple[pd.DataFrame, np.ndarray]]) -> int:
+    """POST each window to /predict in requests of ``REQUEST_ROWS`` rows, then its labels
+    to /labels (by prediction id); return the number of labels stored."""
+    stored = 0
+    with (
+        httpx.Client(base_url=url, timeout=30) as http,
+        Progress(
+            TextColumn("   {task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task("requests", total=WINDOWS * WINDOW_ROWS)
+        for rows, labels in windows:
+            ids: list[str] = []
+            for start in range(0, len(rows), REQUEST_ROWS):
+                part = rows.iloc[start : start + REQUEST_ROWS]
+                body = {"columns": list(part.columns), "data": part.to_numpy().tolist()}
+                answer = http.post("/predict", json=body)
+                answer.raise_for_status()
+                ids.extend(answer.json()["prediction_ids"])
+                progress.advance(task, len(part))
+            posted = [
+                {"prediction_id": pid, "label": int(label)}
+                for pid, label in zip(ids, labels, strict=True)
+            ]
+            answer = http.post("/labels", json=posted)
+            answer.raise_for_status()
+            stored += answer.json()["stored"]
+    return stored
+
+
+# ------------------------------------------------------------------ 8. monitor
+
+
+def monitor(dataset: str) -> None:
+    """Create the monitor and its alert rules (once), evaluate the new windows, print them."""
+    client = sy.Client()
+    with contextlib.suppress(AlreadyExists):  # made by an earlier run of the example
+        sy.create_monitor(
+            DEPLOYMENT, f"dataset:{dataset}", rows=WINDOW_ROWS, target="target", client=client
+        )
+    existing = {rule.name for rule in client.list_alert_rules(DEPLOYMENT)}
+    for name, rule in ALERT_RULES.items():
+        if name not in existing:
+            client.create_alert_rule(DEPLOYMENT, rule, name=name)
+    done = sy.run_monitor(DEPLOYMENT, client=client)
+    table = Table(
+        title=f"Monitor {DEPLOYMENT!r}: windows of {WINDOW_ROWS} predictions evaluated now",
+        title_justify="left",
+    )
+    for column, justify in (
+        ("window", "right"),
+        ("rows", "right"),
+        ("drift share", "right"),
+        ("drifted columns", "left"),
+        ("accuracy", "right"),
+        ("ROC AUC", "right"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")
+    for window in done.evaluated:
+        drifted = [r.column for r in window.results if r.kind == "input" and r.drift]
+        table.add_row(
+            f"#{window.number}",
+            str(window.rows),
+            "-" if window.drift_share is None else f"{window.drift_share:.2f}",
+            (", ".join(drifted[:4]) + (f" +{len(drifted) - 4}" if len(drifted) > 4 else "")) or "-",
+            _metric(window.metrics, "accuracy"),
+            _metric(window.metrics, "roc_auc"),
+            style="red" if window.drift_share and window.drift_share > 0.3 else None,
+        )
+    console.print(table)
+    for alert in done.alerts:
+        colour = "red" if alert.status == "open" else "green"
+        console.print(f"   [{colour}]alert {alert.status}[/]: {alert.message}")
+    still_open = client.list_alerts(monitor=DEPLOYMENT, status="open")
+    console.print(f"   open alerts on {DEPLOYMENT!r}: {len(still_open)}")
+
+
+def _metric(metrics: Mapping[str, float], name: str) -> str:
+    value = metrics.get(name)
+    return "-" if value is None else f"{value:.3f}"
+
+
+def shipyard_executable() -> str:
+    """This venv's ``shipyard`` script (the example runs in the venv that installed it)."""
+    script = Path(sys.executable).parent / "shipyard"
+    return str(script) if script.exists() else (shutil.which("shipyard") or "shipyard")
+
+
 def shipyard_command() -> str:
     """How to call the CLI from here: ``shipyard`` if that is on PATH, else this venv's."""
     script = Path(sys.executable).parent / "shipyard"
@@ -330,6 +525,17 @@ def main() -> int:
 
     console.print("[bold]5. compare[/] search_runs(order_by=['metrics.roc_auc DESC'])")
     show_best(parent.run_id)
+
+    console.print(f"[bold]6. serve[/] deployment {DEPLOYMENT!r} = models:/{MODEL}@champion")
+    with serving("starting") as url:
+        console.print(
+            f"[bold]7. traffic[/] {WINDOWS} windows of {WINDOW_ROWS} rows to {url}/predict; "
+            f"from window {DRIFT_FROM} on the size features are x{DRIFT_FACTOR} (drift)"
+        )
+        labelled = send(url, traffic(data))
+        console.print(f"   {labelled} labels posted to /labels")
+    console.print("[bold]8. monitor[/] evaluate the new windows, then the alert rules")
+    monitor(dataset)
     console.print(f"Done in {time.perf_counter() - started:.1f}s.")
     return 0
 
