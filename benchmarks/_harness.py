@@ -9,14 +9,19 @@ Two halves live here, and only the standard library is imported at module
 level, because the worker half also runs under the peer's interpreter:
 
 - parent side: :func:`ensure_venv`, :class:`Side`, :func:`run_worker`,
-  :func:`compare`, :class:`Case`, :class:`Outcome`, :func:`print_outcome`,
-  :func:`print_table`, :func:`write_json`;
-- worker side: :class:`Stopwatch` and :func:`emit`.
+  :func:`compare`, :func:`compare_rounds`, :func:`alternate`, :class:`Case`,
+  :class:`Outcome`, :func:`print_outcome`, :func:`print_table`,
+  :func:`write_json`; for servers :class:`Server`, :func:`free_port`,
+  :func:`group_cpu_seconds` and :func:`group_rss_bytes`;
+- worker side: :class:`Stopwatch` and :func:`emit`; for load generators
+  :class:`HttpConnection` (pre-encoded requests, no client library in the way)
+  and :func:`percentile`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -25,12 +30,14 @@ import venv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parent
 ENVS_DIR = BENCH_DIR / ".envs"
 RESULTS_DIR = BENCH_DIR / "results"
 _READY_MARKER = ".bench-ready"
 _RESULT_PREFIX = "BENCH-RESULT "
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -220,18 +227,28 @@ def compare(
     each round (peer first, then Shipyard first, ...) so neither side always
     follows the other.
     """
-    for _ in range(warmup):
-        peer()
-        ours()
-    peer_samples: list[float] = []
-    ours_samples: list[float] = []
-    for round_no in range(repeat):
-        pair = [(peer, peer_samples), (ours, ours_samples)]
-        if round_no % 2:
-            pair.reverse()
-        for measure, samples in pair:
-            samples.append(measure())
+    peer_samples, ours_samples = alternate([peer, ours], repeat=repeat, warmup=warmup)
     return Outcome(case, peer_samples, ours_samples)
+
+
+def alternate(
+    measures: Sequence[Callable[[], T]], *, repeat: int, warmup: int = 1
+) -> list[list[T]]:
+    """Run every callable once per round and return each one's results, in order.
+
+    ``warmup`` unmeasured rounds come first; then ``repeat`` rounds, the order
+    rotating each round (A B C, then B C A, ...; for two: A B, then B A) so
+    that no contender always runs first or always follows the same one.
+    """
+    for _ in range(warmup):
+        for measure in measures:
+            measure()
+    results: list[list[T]] = [[] for _ in measures]
+    for round_no in range(repeat):
+        shift = round_no % len(measures)
+        for index in [*range(shift, len(measures)), *range(shift)]:
+            results[index].append(measures[index]())
+    return results
 
 
 # ---------------------------------------------------------------- reporting
@@ -365,19 +382,10 @@ def compare_rounds(
     server session measuring several loads); the rounds alternate as in
     :func:`compare`, and one :class:`Outcome` per case is returned.
     """
-    for _ in range(warmup):
-        peer()
-        ours()
-    samples: dict[str, tuple[list[float], list[float]]] = {c.key: ([], []) for c in cases}
-    for round_no in range(repeat):
-        pair = [(peer, 0), (ours, 1)]
-        if round_no % 2:
-            pair.reverse()
-        for measure, side in pair:
-            values = measure()
-            for case in cases:
-                samples[case.key][side].append(values[case.key])
-    return [Outcome(c, samples[c.key][0], samples[c.key][1]) for c in cases]
+    peer_rounds, ours_rounds = alternate([peer, ours], repeat=repeat, warmup=warmup)
+    return [
+        Outcome(c, [r[c.key] for r in peer_rounds], [r[c.key] for r in ours_rounds]) for c in cases
+    ]
 
 
 class Server:
@@ -450,10 +458,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _group_stats(pgid: int) -> list[list[str]]:
+    """The ``/proc/PID/stat`` fields after ``(comm)`` of each live process in group ``pgid``
+    (state, ppid, pgrp, ...; Linux)."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -462,9 +470,25 @@ def group_cpu_seconds(pgid: int) -> float:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        if int(fields[2]) == pgid:
+            found.append(fields)
+    return found
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in process group ``pgid`` (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f[11]) + int(f[12]) for f in _group_stats(pgid)) / ticks  # utime, stime
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of the live processes in process group ``pgid``, summed (Linux).
+
+    A server's supervisor and its workers together: what the machine must hold
+    for it (pages shared between them, such as forked libraries, count once each).
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(int(f[21]) for f in _group_stats(pgid)) * page  # rss, in pages
 
 
 def wait_until_quiet(
@@ -490,3 +514,82 @@ def wait_until_quiet(
         if quiet >= quiet_intervals:
             return True
     return False
+
+
+# ------------------------------------------------------------ load generators
+
+
+def http_request(method: str, path: str, host: str, body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request, encoded once so that the clock only sees sending it."""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection for asyncio load generators.
+
+    It sends requests made by :func:`http_request` and reads each response
+    (``Content-Length`` or chunked) with no client library in between, so that
+    one process can load a fast server from 16 connections while spending
+    little CPU itself (on 2 cores the client shares the machine with the server).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: Any = None
+        self._writer: Any = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send ``raw``; return the response's status and body (connecting first if needed)."""
+        import asyncio
+
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self._writer.write(raw)
+            head = await self._reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length, chunked = None, False
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+            if chunked:
+                body = await self._chunked_body()
+            elif length is not None:
+                body = await self._reader.readexactly(length)
+            else:
+                raise BenchError(f"a response without a length: {head[:300]!r}")
+        except BaseException:
+            self.close()  # a half-read response: the next request gets a new connection
+            raise
+        return status, body
+
+    async def _chunked_body(self) -> bytes:
+        parts = []
+        while True:
+            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            parts.append(await self._reader.readexactly(size + 2))  # the chunk and its CRLF
+            if size == 0:
+                while (await self._reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass  # trailers
+                return b"".join(p[:-2] for p in parts)
+
+    def close(self) -> None:
+        """Close the connection; the next request opens a new one."""
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` 0.99 for p99) of ``values``."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(round(len(ordered) * share, 6)))  # 2000 * 0.99 is 1980.0000000000002
+    return ordered[rank - 1]
