@@ -132,6 +132,10 @@ def test_a_webhook_rule_needs_an_admin_and_an_allowed_host(
     made = api.post("/api/v1/alerts/rules", json=body, headers=role["admin"])
     assert made.status_code == 201
     assert made.json()["webhook_url"] == body["webhook"]
+    # The URL's path may hold the webhook's secret: below admin only scheme and host show.
+    for who, shown in (("viewer", "https://hooks.example.com/…"), ("admin", body["webhook"])):
+        rules = api.get("/api/v1/alerts/rules", headers=role[who]).json()["items"]
+        assert [r["webhook_url"] for r in rules] == [shown]
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ decides whether).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+import urllib.parse
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import Field, StrictFloat, StrictInt, StrictStr
@@ -17,7 +19,7 @@ from shipyard.errors import InvalidInput, PermissionDenied
 from shipyard.monitoring._alerts import MAX_FOR_WINDOWS, PERFORMANCE_METRICS
 from shipyard.monitoring._notify import MAX_URL_LENGTH
 from shipyard.server import _schemas as s
-from shipyard.server._auth import Role
+from shipyard.server._auth import Principal, Role
 from shipyard.server._routes._common import ERROR_RESPONSES, Editor, MaxResults, PageToken, Viewer
 from shipyard.server._routes._common import page as one_page
 from shipyard.store._schema import NAME_LENGTH
@@ -114,9 +116,9 @@ def list_rules(
     max_results: MaxResults = 100,
     page_token: PageToken = None,
 ) -> object:
-    """Alert rules, oldest first."""
+    """Alert rules, oldest first; below admin, a webhook URL shows only its scheme and host."""
     found = principal.client(request).list_alert_rules(monitor)
-    return one_page(found, max_results, page_token)
+    return one_page([_shown(rule, principal) for rule in found], max_results, page_token)
 
 
 @router.post("/rules", response_model=AlertRule, status_code=status.HTTP_201_CREATED)
@@ -149,4 +151,13 @@ def create_rule(body: AlertRuleCreate, request: Request, principal: Editor) -> o
 @router.delete("/rules/{rule_id}", response_model=AlertRule)
 def delete_rule(rule_id: RuleId, request: Request, principal: Editor) -> object:
     """Delete a rule and its alerts; answers the rule as it was."""
-    return principal.client(request).delete_alert_rule(rule_id)
+    return _shown(principal.client(request).delete_alert_rule(rule_id), principal)
+
+
+def _shown(rule: Any, principal: Principal) -> Any:
+    """The rule as ``principal`` may see it: a webhook URL's path and query often hold
+    its secret, so only an admin (who alone may set one) reads them."""
+    if rule.webhook_url is None or principal.role >= Role.admin:
+        return rule
+    parts = urllib.parse.urlsplit(rule.webhook_url)
+    return dataclasses.replace(rule, webhook_url=f"{parts.scheme}://{parts.netloc}/…")
