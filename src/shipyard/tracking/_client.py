@@ -197,20 +197,6 @@ class Client(DeploymentsMixin, MonitorsMixin, AlertsMixin):
         """Start a RUNNING run; the experiment (name or id) is created if it is missing."""
         return self._start_run(experiment, name, tags, parent_run_id, heartbeat=False)
 
-    def _create_run(
-        self,
-        experiment: str | None,
-        name: str | None,
-        tags: Mapping[str, Any] | None,
-        parent_run_id: str | None,
-        *,
-        heartbeat: bool,
-        experiment_id: str | None = None,
-    ) -> str:
-        return self._start_run(
-            experiment, name, tags, parent_run_id, heartbeat=heartbeat, experiment_id=experiment_id
-        ).run_id
-
     def _start_run(
         self,
         experiment: str | None,

@@ -150,7 +150,7 @@ class _Tracker:
             )
         client, buffer = self._client_for(Settings.load())
         parent = stack[-1] if stack else None
-        run_id = client._create_run(
+        run_id = client._start_run(
             experiment,
             name,
             tags,
@@ -158,7 +158,7 @@ class _Tracker:
             heartbeat=True,
             # A child run without an experiment of its own stays in its parent's.
             experiment_id=parent.experiment_id if parent and experiment is None else None,
-        )
+        ).run_id
         run = ActiveRun(self, client, buffer, run_id)
         with self._lock:
             self._open[run_id] = run
