@@ -454,12 +454,7 @@ def compact(folder: Path, blobs: BlobStore, deployment: str) -> int:
         for path in present:
             if path.name in done:
                 path.unlink(missing_ok=True)
-        ready = [
-            path
-            for path in present
-            if path.name not in done
-            and (path.suffix == _CLOSED or (path.suffix == _OPEN and _is_abandoned(path)))
-        ]
+        ready = [path for path in present if path.name not in done and _waits_for_compaction(path)]
         if not ready:
             return 0
         predictions, labels = _tables_of(ready, deployment)
@@ -531,11 +526,13 @@ def compact_in_child(folder: Path, client: Client, deployment: str) -> int:
 
 
 def _pending(folder: Path) -> bool:
-    """Whether a segment waits for compaction (closed, or left open by a dead writer)."""
-    return any(
-        path.suffix == _CLOSED or (path.suffix == _OPEN and _is_abandoned(path))
-        for path in _segments(folder / "wal")
-    )
+    """Whether any segment of the log at ``folder`` waits for compaction."""
+    return any(_waits_for_compaction(path) for path in _segments(folder / "wal"))
+
+
+def _waits_for_compaction(path: Path) -> bool:
+    """A closed segment, or one left open by a writer that died."""
+    return path.suffix == _CLOSED or (path.suffix == _OPEN and _is_abandoned(path))
 
 
 def _tables_of(paths: Sequence[Path], deployment: str) -> tuple[pa.Table | None, pa.Table | None]:
