@@ -324,7 +324,14 @@ def serving(progress_note: str) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [shipyard_executable(), "serve", "--deployment", DEPLOYMENT, "--port", str(port)]
+    command = [
+        str(venv_script() or "shipyard"),
+        "serve",
+        "--deployment",
+        DEPLOYMENT,
+        "--port",
+        str(port),
+    ]
     console.print(f"   {progress_note}: {' '.join(command[1:])}")
     url = f"http://127.0.0.1:{port}"
     with (
@@ -458,23 +465,23 @@ def _metric(metrics: Mapping[str, float], name: str) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def shipyard_executable() -> str:
-    """This venv's ``shipyard`` script (the example runs in the venv that installed it)."""
+def venv_script() -> Path | None:
+    """This venv's ``shipyard`` script, when the example runs in the venv that installed it."""
     script = Path(sys.executable).parent / "shipyard"
-    return str(script) if script.exists() else (shutil.which("shipyard") or "shipyard")
+    return script if script.exists() else None
 
 
 def shipyard_command() -> str:
     """How to call the CLI from here: ``shipyard`` if that is on PATH, else this venv's."""
-    script = Path(sys.executable).parent / "shipyard"
-    if not script.exists() or shutil.which("shipyard") == str(script):
+    script = venv_script()
+    if script is None or shutil.which("shipyard") == str(script):
         return "shipyard"
     return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
 
 
 def main() -> int:
     started = time.perf_counter()
-    console.rule("[bold]Shipyard example: from data to a promoted model")
+    console.rule("[bold]Shipyard example: from data to a served, monitored model")
 
     console.print("[bold]1. data[/]  load_breast_cancer() as a dataset, 75/25 stratified split")
     dataset = register_data()
