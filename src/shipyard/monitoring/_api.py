@@ -3,7 +3,8 @@
 The reference is prepared once (or given prepared, see ``_reference``); the
 current data is read one column at a time (see ``_source``), each column
 compared and dropped before the next is read, so memory holds the reference
-plus about one current column. A column that cannot be tested gets a status
+plus about one current column; above ``TALLY_ROWS`` rows not even that: the
+column is read in Arrow batches and tallied against the reference (see ``_tally``). A column that cannot be tested gets a status
 (see :data:`shipyard.monitoring.STATUSES`) instead of an exception; only
 bad arguments raise :class:`~shipyard.errors.InvalidInput`.
 """
@@ -22,6 +23,13 @@ from shipyard.monitoring._column import Column, parallel_map
 from shipyard.monitoring._reference import Reference, streamed_reference
 from shipyard.monitoring._report import ColumnDrift, DriftReport, Histogram
 from shipyard.monitoring._source import open_table
+from shipyard.monitoring._tally import (
+    BATCH_ROWS,
+    TALLY_ROWS,
+    Tally,
+    tally_categories,
+    tally_numbers,
+)
 
 if TYPE_CHECKING:
     from shipyard.tracking import Client
@@ -184,7 +192,9 @@ def _one_column(
         return untested("empty", provisional)
     if source.kind(name) != ref.kind:
         return untested("type_mismatch", provisional)
-    cur = source.column(name, ref.kind)
+    if ref.count == 0:
+        return untested("reference_all_null", provisional)
+    cur = _read_current(source, name, ref, provisional)
     test_name = (
         planned
         if planned != _registry.AUTO
@@ -192,13 +202,18 @@ def _one_column(
     )
     test = _registry.get_test(test_name)
     limit = test.threshold if threshold is None else threshold
-    if ref.count == 0:
-        return untested("reference_all_null", test_name)
     if cur.count == 0:
         return untested("all_null", test_name)
     if min(ref.count, cur.count) < test.min_values:
         return untested("too_few_rows", test_name)
-    statistic, p_value = test.compute(ref, cur)
+    if isinstance(cur, Tally):
+        if test.compute_tallied is None:  # a test that needs every value: read them all
+            cur = source.column(name, ref.kind)
+            statistic, p_value = test.compute(ref, cur)
+        else:
+            statistic, p_value = test.compute_tallied(ref, cur)
+    else:
+        statistic, p_value = test.compute(ref, cur)
     if ref.kind == "categorical" and set(cur.categories) - set(ref.categories):
         status = "unseen_categories"
     elif ref.constant:
@@ -218,7 +233,23 @@ def _one_column(
     )
 
 
-def _histogram(ref: Column, cur: Column) -> Histogram:
+def _read_current(source: Any, name: str, ref: Column, planned: str) -> Column | Tally:
+    """The current column: whole, or for a window over ``TALLY_ROWS`` rows read in batches
+    and tallied (numeric) or counted (categorical), so memory does not grow with its rows."""
+    if source.rows <= TALLY_ROWS:
+        return source.column(name, ref.kind)
+    arrow_type = str(source.type(name))
+    batches = source.batches(name, BATCH_ROWS)
+    if ref.kind == "categorical":
+        return tally_categories(batches, name=name, arrow_type=arrow_type)
+    if planned != _registry.AUTO and _registry.get_test(planned).compute_tallied is None:
+        return source.column(name, ref.kind)
+    return tally_numbers(ref, batches, name=name, arrow_type=arrow_type)
+
+
+def _histogram(ref: Column, cur: Column | Tally) -> Histogram:
+    if isinstance(cur, Tally):
+        return _tallied_histogram(ref, cur)
     if ref.kind == "numeric":
         low = min(ref.values[0], cur.values[0])
         high = max(ref.values[-1], cur.values[-1])
@@ -243,3 +274,50 @@ def _histogram(ref: Column, cur: Column) -> Histogram:
         ref_shares.append(float(r[rest].sum()))
         cur_shares.append(float(c[rest].sum()))
     return Histogram(labels, ref_shares, cur_shares)
+
+
+def _tallied_histogram(ref: Column, cur: Tally) -> Histogram:
+    """The reference's range in equal bars, plus a bar each for current values below and above it.
+
+    A tally knows where current values sit only to the nearest reference values
+    (each bucket's values are placed at their mean), so its bars span the
+    reference's range, where that resolution is finest."""
+    low, high = float(ref.values[0]), float(ref.values[-1])
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
+    inner = cur.between[1:-1]
+    # Bucket j's values sit in (grid[j-1], grid[j]): their mean (grid[j] when empty) is
+    # sorted like the grid, so each bar's count is a difference of running sums.
+    means = cur.grid[1:] - np.divide(
+        cur.gap_sum[1:-1], inner, out=np.zeros(len(inner)), where=inner > 0
+    )
+    inside = edges[1:-1]
+    counts = np.diff(
+        np.concatenate(
+            (
+                [0],
+                _running(cur.at, np.searchsorted(cur.grid, inside, side="left"))
+                + _running(inner, np.searchsorted(means, inside, side="left")),
+                [cur.at.sum() + inner.sum()],
+            )
+        )
+    )
+    ref_cuts = np.searchsorted(ref.values, edges[1:-1], side="left")
+    ref_counts = np.diff(np.concatenate(([0], ref_cuts, [len(ref.values)])))
+    labels = [f"{a:.4g} - {b:.4g}" for a, b in itertools.pairwise(edges)]
+    ref_shares = (ref_counts / len(ref.values)).tolist()
+    cur_shares = (counts / cur.count).tolist()
+    below, above = int(cur.between[0]), int(cur.between[-1])
+    if below:
+        labels.insert(0, f"< {low:.4g}")
+        ref_shares.insert(0, 0.0)
+        cur_shares.insert(0, below / cur.count)
+    if above:
+        labels.append(f"> {high:.4g}")
+        ref_shares.append(0.0)
+        cur_shares.append(above / cur.count)
+    return Histogram(labels, ref_shares, cur_shares)
+
+
+def _running(counts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``counts[:end].sum()`` for each of ``ends``."""
+    return np.concatenate(([0], np.cumsum(counts)))[ends]

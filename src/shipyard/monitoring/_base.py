@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shipyard.monitoring._column import Column
+from shipyard.monitoring._tally import Tally
 
 __all__ = ["MIN_DISTANCE_VALUES", "DriftTest", "Result"]
 
@@ -44,6 +45,9 @@ class DriftTest:
     summary: str
     min_values: int = 1
     symmetric: bool = False
+    #: The test on a numeric current column tallied against the reference (see
+    #: ``_tally``); None: huge windows are read whole for this test.
+    compute_tallied: Callable[[Column, Tally], Result] | None = None
 
     def drifted(self, statistic: float, p_value: float | None, threshold: float) -> bool:
         if self.measures == "p_value":

@@ -12,10 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from shipyard.monitoring._column import Column, bin_counts
+from shipyard.monitoring._tally import Tally
 
 
-def proportions(reference: Column, current: Column) -> tuple[np.ndarray, np.ndarray]:
-    if reference.kind == "numeric":
+def proportions(reference: Column, current: Column | Tally) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(current, Tally):  # tallied over the reference's bins already
+        ref_counts, cur_counts = reference.binned, current.bins
+    elif reference.kind == "numeric":
         ref_counts = reference.binned
         cur_counts = bin_counts(current.values, reference.edges)
     else:

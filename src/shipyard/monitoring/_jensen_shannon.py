@@ -14,6 +14,7 @@ import numpy as np
 from shipyard.monitoring._base import MIN_DISTANCE_VALUES, DriftTest, Result
 from shipyard.monitoring._binned import proportions
 from shipyard.monitoring._column import Column
+from shipyard.monitoring._tally import Tally
 
 
 def _kl_to_mid(p: np.ndarray, m: np.ndarray) -> float:
@@ -21,7 +22,7 @@ def _kl_to_mid(p: np.ndarray, m: np.ndarray) -> float:
     return float(np.sum(p[present] * np.log2(p[present] / m[present])))
 
 
-def compute(reference: Column, current: Column) -> Result:
+def compute(reference: Column, current: Column | Tally) -> Result:
     p, q = proportions(reference, current)
     m = (p + q) / 2
     divergence = (_kl_to_mid(p, m) + _kl_to_mid(q, m)) / 2
@@ -34,6 +35,7 @@ TEST = DriftTest(
     measures="distance",
     threshold=0.1,
     compute=compute,
+    compute_tallied=compute,
     min_values=MIN_DISTANCE_VALUES,
     summary="Jensen-Shannon distance (base 2) on shared bins; drift when >= 0.1",
 )

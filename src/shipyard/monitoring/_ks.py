@@ -21,6 +21,7 @@ import numpy as np
 
 from shipyard.monitoring._base import DriftTest, Result
 from shipyard.monitoring._column import Column
+from shipyard.monitoring._tally import Tally
 
 #: scipy's limit for the exact distribution under method="auto".
 MAX_EXACT_N = 10_000
@@ -43,12 +44,34 @@ def statistic(reference: Column, current: Column) -> float:
     return float(max(largest, np.clip(-smallest, 0, 1)))
 
 
+def tallied_statistic(reference: Column, current: Tally) -> float:
+    """:func:`statistic` of a tallied current column: the same float (see ``_tally``).
+
+    The gaps are taken at each reference value and, for each bucket between
+    two that holds current values, at its last current value (where F_cur has
+    risen most while F_ref is flat): every other point's gap lies between these.
+    """
+    n1, n2 = len(reference.values), current.count
+    ref_at = current.reference_at_or_below
+    largest, smallest = -np.inf, np.inf
+    for lo, hi, cur_at in current.at_or_below():
+        ref_before = np.concatenate(([ref_at[lo - 1] if lo else 0], ref_at[lo : hi - 1]))
+        occupied = current.between[lo:hi] > 0
+        for gaps in (
+            ref_at[lo:hi] / n1 - cur_at / n2,
+            (ref_before / n1 - (cur_at - current.at[lo:hi]) / n2)[occupied],
+        ):
+            if len(gaps):
+                largest, smallest = max(largest, gaps.max()), min(smallest, gaps.min())
+    return float(max(largest, np.clip(-smallest, 0, 1)))
+
+
 def p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
     """(statistic, p-value) as ks_2samp reports them for a two-sided test."""
     if max(n1, n2) <= MAX_EXACT_N:
-        exact = _exact(d, n1, n2)
+        d, exact = _exact(d, n1, n2)
         if exact is not None:
-            return exact
+            return d, exact
     from scipy.stats import distributions
 
     m, n = sorted([float(n1), float(n2)], reverse=True)
@@ -56,20 +79,24 @@ def p_value(d: float, n1: int, n2: int) -> tuple[float, float]:
     return d, float(np.clip(prob, 0, 1))
 
 
-def _exact(d: float, n1: int, n2: int) -> tuple[float, float] | None:
+def _exact(d: float, n1: int, n2: int) -> tuple[float, float | None]:
+    """The statistic snapped to the exact grid, and the exact p-value (None if it failed,
+    when scipy keeps the snapped statistic for its asymptotic p-value)."""
     try:
         from scipy.stats._stats_py import _attempt_exact_2kssamp
     except ImportError:  # scipy moved its private helper: fall back to asymptotic
-        return None
+        return d, None
     g = math.gcd(n1, n2)
     success, d_exact, prob = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
-    if not success:
-        return None
-    return float(d_exact), float(np.clip(prob, 0, 1))
+    return float(d_exact), (float(np.clip(prob, 0, 1)) if success else None)
 
 
 def compute(reference: Column, current: Column) -> Result:
     return p_value(statistic(reference, current), len(reference.values), len(current.values))
+
+
+def compute_tallied(reference: Column, current: Tally) -> Result:
+    return p_value(tallied_statistic(reference, current), len(reference.values), current.count)
 
 
 TEST = DriftTest(
@@ -78,6 +105,7 @@ TEST = DriftTest(
     measures="p_value",
     threshold=0.05,
     compute=compute,
+    compute_tallied=compute_tallied,
     symmetric=True,
     summary="two-sample Kolmogorov-Smirnov; drift when p < 0.05",
 )

@@ -13,11 +13,12 @@ import numpy as np
 from shipyard.monitoring._base import MIN_DISTANCE_VALUES, DriftTest, Result
 from shipyard.monitoring._binned import proportions
 from shipyard.monitoring._column import Column
+from shipyard.monitoring._tally import Tally
 
 EPSILON = 1e-4
 
 
-def compute(reference: Column, current: Column) -> Result:
+def compute(reference: Column, current: Column | Tally) -> Result:
     ref, cur = proportions(reference, current)
     ref, cur = np.maximum(ref, EPSILON), np.maximum(cur, EPSILON)
     return max(float(np.sum((cur - ref) * np.log(cur / ref))), 0.0), None
@@ -29,6 +30,7 @@ TEST = DriftTest(
     measures="distance",
     threshold=0.1,
     compute=compute,
+    compute_tallied=compute,
     min_values=MIN_DISTANCE_VALUES,
     summary="population stability index on reference deciles / categories; drift when >= 0.1",
 )
