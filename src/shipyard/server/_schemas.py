@@ -84,13 +84,13 @@ Text = Annotated[StrictStr, Field(max_length=MAX_VALUE_LENGTH)]
 TextValue = Text | StrictBool | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
-def _int(low: int, high: int) -> Any:
+def bounded_int(low: int, high: int) -> Any:
     """An integer from ``low`` to ``high`` (3.0 counts, 3.5 and "3" do not)."""
     return Annotated[StrictInt, Field(ge=low, le=high), BeforeValidator(_integral)]
 
 
-Millis = _int(0, MAX_INT)
-Step = _int(-MAX_INT, MAX_INT)
+Millis = bounded_int(0, MAX_INT)
+Step = bounded_int(-MAX_INT, MAX_INT)
 Description = Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION_LENGTH)]
 
 
@@ -229,7 +229,7 @@ class Heartbeat(Response):
 
 class RunInputCreate(Request):
     dataset: Annotated[StrictStr, Field(min_length=1, max_length=128)]
-    version: _int(1, MAX_INT)  # type: ignore[valid-type]
+    version: bounded_int(1, MAX_INT)  # type: ignore[valid-type]
 
 
 class RunInput(Response):
@@ -253,7 +253,7 @@ class RunSearch(Request):
     order_by: (
         Annotated[list[Annotated[StrictStr, Field(max_length=300)]], Field(max_length=20)] | None
     ) = None
-    max_results: _int(1, 1000) = 100  # type: ignore[valid-type]
+    max_results: bounded_int(1, 1000) = 100  # type: ignore[valid-type]
     page_token: Annotated[StrictStr, Field(max_length=1000)] | None = None
 
 
@@ -401,7 +401,7 @@ class StoredFile(Response):
 class ModelFileCreate(Request):
     serialization: Literal["skops", "onnx", "pickle"]
     digest: Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-    size: _int(0, MAX_INT)  # type: ignore[valid-type]
+    size: bounded_int(0, MAX_INT)  # type: ignore[valid-type]
     #: What the flavor needs to load the file (as ``shipyard.models`` wrote it).
     meta: Annotated[dict[str, Any], Field(max_length=100)] = {}
 
@@ -464,7 +464,7 @@ AliasName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
 
 class AliasSet(Request):
-    version: _int(1, MAX_INT)  # type: ignore[valid-type]
+    version: bounded_int(1, MAX_INT)  # type: ignore[valid-type]
 
 
 class AliasMoved(Response):

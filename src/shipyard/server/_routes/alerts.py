@@ -34,7 +34,7 @@ _METRICS = ", ".join(("drift_share", "drift:<column>", *PERFORMANCE_METRICS))
 
 
 #: 2.0 counts as 2, as JSON Schema has it; 2.5 and "2" do not.
-ForWindows = s._int(1, MAX_FOR_WINDOWS)
+ForWindows = s.bounded_int(1, MAX_FOR_WINDOWS)
 
 
 class AlertRule(s.Response):

@@ -49,10 +49,10 @@ ColumnName = Annotated[StrictStr, Field(min_length=1, max_length=s.NAME_LENGTH)]
 Threshold = Annotated[StrictFloat | StrictInt, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 # Whole numbers; 3.0 counts as one (see ``_schemas``).
-WindowSeconds = s._int(_monitors.MIN_WINDOW_SECONDS, _monitors.MAX_WINDOW_SECONDS)
-WindowRows = s._int(1, _monitors.MAX_WINDOW_ROWS)
-WindowNumber = s._int(-s.MAX_INT, s.MAX_INT)
-Count = s._int(0, 2**31 - 1)
+WindowSeconds = s.bounded_int(_monitors.MIN_WINDOW_SECONDS, _monitors.MAX_WINDOW_SECONDS)
+WindowRows = s.bounded_int(1, _monitors.MAX_WINDOW_ROWS)
+WindowNumber = s.bounded_int(-s.MAX_INT, s.MAX_INT)
+Count = s.bounded_int(0, 2**31 - 1)
 
 
 class Monitor(s.Response):
