@@ -60,6 +60,7 @@ class Tally:
     type: str
     rows: int
     nulls: int
+    count: int  # usable values: rows - nulls
     grid: np.ndarray
     reference_at_or_below: np.ndarray  # reference values <= grid[j]
     at: np.ndarray
@@ -70,10 +71,6 @@ class Tally:
     var: float
     low: float
     high: float
-
-    @property
-    def count(self) -> int:
-        return int(self.at.sum() + self.between.sum())
 
     def at_or_below(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(lo, hi, current values <= grid[j] for j in lo..hi-1)``, :data:`SLICE` j at a time,
@@ -140,6 +137,7 @@ def tally_numbers(
         type=arrow_type,
         rows=rows,
         nulls=rows - count,
+        count=count,
         grid=grid,
         reference_at_or_below=reference_at_or_below,
         at=at,
