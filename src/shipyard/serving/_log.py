@@ -11,7 +11,8 @@ Layout, under ``<home>/predictions/<deployment>/``::
 Records
 -------
 A segment is a sequence of frames: 4 bytes little-endian payload length, 4
-bytes CRC-32 of the payload, then the payload, UTF-8 JSON. A reader stops at
+bytes CRC-32 of the payload, then the payload, UTF-8 JSON (written by orjson:
+NaN and infinity as null, as the compacted columns hold them). A reader stops at
 the first frame that is short or fails its CRC: only a record that was never
 acknowledged can be torn (a crash mid-write), so nothing acknowledged is lost
 and nothing half-written is read. One record holds one request:
@@ -75,6 +76,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from shipyard import _files
 from shipyard.errors import InvalidInput, StoreUnavailable
 
@@ -96,6 +99,7 @@ SEGMENT_SECONDS = 300.0
 _HOUR_MS = 3_600_000
 #: What part of a deployment made a prediction (the ``role`` column).
 PRIMARY, CANARY, SHADOW = "primary", "canary", "shadow"
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def new_ids(count: int, now_ms: int | None = None) -> list[str]:
@@ -119,19 +123,22 @@ def log_folder(home: Path, deployment: str) -> Path:
     return Path(home) / "predictions" / deployment
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """What JSON holds for a value neither JSON writer takes as it is."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy arrays orjson does not take, and numpy scalars
         return value.tolist()
     return str(value)
 
 
 def encode(record: Mapping[str, Any]) -> bytes:
-    """One frame: length, CRC-32 and the record as compact JSON."""
-    payload = json.dumps(record, separators=(",", ":"), default=_json_default).encode()
+    """One frame: length, CRC-32 and the record as compact JSON (NaN and infinity as null,
+    which is how the compacted columns hold them)."""
+    try:
+        payload = orjson.dumps(record, default=json_default, option=_ORJSON_OPTIONS)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string
+        payload = json.dumps(record, separators=(",", ":"), default=json_default).encode()
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -145,8 +152,15 @@ def decode(data: bytes) -> Iterator[dict[str, Any]]:
         payload = view[start : start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
             return
-        yield json.loads(bytes(payload))
+        yield _loads(payload)
         offset = start + length
+
+
+def _loads(payload: memoryview) -> dict[str, Any]:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:  # NaN or infinity, which older servers wrote
+        return json.loads(bytes(payload))
 
 
 # ------------------------------------------------------------------ writing
@@ -222,9 +236,13 @@ class PredictionLog:
 
     async def append(self, record: Mapping[str, Any]) -> None:
         """Queue ``record`` and return once it is on disk (raises if the write failed)."""
+        await self.append_frames([encode(record)])
+
+    async def append_frames(self, frames: list[bytes]) -> None:
+        """:meth:`append` for records already encoded (:func:`encode`)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._enqueue([encode(record)], futures=(loop, future))
+        self._enqueue(frames, futures=(loop, future))
         await future
 
     def append_sync(self, records: Iterable[Mapping[str, Any]]) -> None:
