@@ -301,12 +301,34 @@ class Endpoint:
             return _unsupported(content_type, self.metrics)
         try:
             body = await request.body()
+        except HTTPException as exc:  # the body cap, raised while the body is read
+            if exc.status_code != 413:
+                raise
+            return self.refuse(_too_large(self.max_body_size), "predict")
+        # A sync about to run may wait a moment for this request (see _log, "Durability").
+        ticket = None if self.log is None else self.log.expect()
+        try:
+            return await self._predict(served, role, shadows, body, content_type, started, ticket)
+        finally:
+            if ticket is not None:
+                ticket.cancel()
 
-            def answer(payload: Any = None) -> _Answer:
-                if payload is None:
-                    payload = _parse(body, content_type, self.max_rows)
-                return _answer(served, role, payload, started, logged=self.log is not None)
+    async def _predict(
+        self,
+        served: _router.Served,
+        role: str,
+        shadows: Sequence[_router.Served],
+        body: bytes,
+        content_type: str,
+        started: float,
+        ticket: _log.Ticket | None,
+    ) -> Response:
+        def answer(payload: Any = None) -> _Answer:
+            if payload is None:
+                payload = _parse(body, content_type, self.max_rows)
+            return _answer(served, role, payload, started, logged=self.log is not None)
 
+        try:
             if len(body) > INLINE_BYTES:
                 done = await anyio.to_thread.run_sync(answer)
             else:
@@ -317,15 +339,11 @@ class Endpoint:
                     done = answer(payload)
         except ShipyardError as exc:
             return self.refuse(exc, "predict")
-        except HTTPException as exc:  # the body cap, raised while the body is read
-            if exc.status_code != 413:
-                raise
-            return self.refuse(_too_large(self.max_body_size), "predict")
         except Exception as exc:  # a bug: answered as JSON, never a raw traceback
             return self.failed(exc, "predict")
         if self.log is not None:
             try:
-                await self.log.append_frames([done.frame])
+                await self.log.append_frames([done.frame], ticket=ticket)
             except ShipyardError as exc:
                 return self.refuse(exc, "predict")
         for shadow in shadows:

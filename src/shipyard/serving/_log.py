@@ -28,10 +28,23 @@ Durability: group commit
 ------------------------
 One writer thread per log owns the open segment. :meth:`PredictionLog.append`
 queues a record and waits; the thread takes everything queued, writes it with
-one ``os.write``, calls ``fdatasync`` once, then releases every waiter. A
-request is answered only after its record is on disk, yet sixteen concurrent
-requests cost one sync, not sixteen. A write or sync that fails fails every
-waiter of that group (the server then answers 503, not a prediction).
+one ``os.write`` to a segment opened ``O_DSYNC`` (the write returns once the
+data is on disk, like a write then ``fdatasync``, in one system call), then
+releases every waiter. A request is answered only after its record is on
+disk, yet sixteen concurrent requests cost a few syncs, not sixteen. A write
+that fails fails every waiter of that group (the server then answers 503, not
+a prediction).
+
+A sync costs CPU (about 65 us in the kernel here) and each wake of the writer
+thread costs it and the event loop a GIL hand-over, so under load syncs must
+be few. The server tells the log how many requests it is answering
+(:meth:`PredictionLog.expect`); while some of them have not appended yet, a
+group waits up to ``linger`` seconds (1 ms) from its first record, and only
+the last record expected (or the timeout) wakes the writer. With sixteen
+clients a sync then takes about five records instead of 1.2, and 16-client
+throughput with the log on went from about 62-70 % of the log off to about
+70-75 % on this 2-core machine; a lone client, whose request is the only one
+in flight, never waits.
 
 Compaction
 ----------
@@ -93,6 +106,8 @@ _HEADER = struct.Struct("<II")
 _OPEN, _CLOSED = ".open", ".seg"
 INDEX_FILE = "index.json"
 LOCK_FILE = ".compact.lock"
+#: The longest a sync waits for requests still being answered (see "Durability").
+LINGER_SECONDS = 0.001
 #: A segment is closed (and may be compacted) past this size or age.
 SEGMENT_BYTES = 32 * 1024 * 1024
 SEGMENT_SECONDS = 300.0
@@ -169,10 +184,12 @@ def _loads(payload: memoryview) -> dict[str, Any]:
 class _Group:
     """Waiters released together by one sync: asyncio futures (grouped by loop) and events."""
 
-    __slots__ = ("chunks", "events", "futures", "rotate")
+    __slots__ = ("chunks", "events", "futures", "rotate", "since")
 
     def __init__(self) -> None:
         self.rotate = False
+        #: When the first record came (time.monotonic()).
+        self.since = 0.0
         self.chunks: list[bytes] = []
         self.futures: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         self.events: list[_Event] = []
@@ -191,10 +208,31 @@ def _release(futures: list[asyncio.Future[None]], error: BaseException | None) -
                 future.set_exception(error)
 
 
+class Ticket:
+    """A request the log expects (:meth:`PredictionLog.expect`)."""
+
+    __slots__ = ("log", "used")
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self.used = False
+
+    def cancel(self) -> None:
+        """The request will not append (refused, failed); nothing once it has appended."""
+        log = self.log
+        if self.used:
+            return
+        with log._cond:
+            log._arrived(self)
+            if log._answering <= 0:
+                log._cond.notify()
+
+
 class PredictionLog:
     """The append-only log of one deployment in one process (see the module docstring).
 
-    ``sync=False`` skips ``fdatasync`` (tests and benchmarks of the cost only).
+    ``sync=False`` opens segments without ``O_DSYNC`` (tests and benchmarks of the cost
+    only). ``linger`` is how long a group may wait for requests still being answered.
     """
 
     def __init__(
@@ -204,8 +242,14 @@ class PredictionLog:
         sync: bool = True,
         segment_bytes: int = SEGMENT_BYTES,
         segment_seconds: float = SEGMENT_SECONDS,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         self.folder = Path(folder)
+        self.linger = linger
+        #: Requests being answered that have not appended yet (:meth:`expect`).
+        self._answering = 0
+        #: Whether the writer waits with nothing queued (then any record wakes it).
+        self._idle = False
         self.wal = self.folder / "wal"
         self.sync = sync
         self.segment_bytes = segment_bytes
@@ -238,12 +282,26 @@ class PredictionLog:
         """Queue ``record`` and return once it is on disk (raises if the write failed)."""
         await self.append_frames([encode(record)])
 
-    async def append_frames(self, frames: list[bytes]) -> None:
-        """:meth:`append` for records already encoded (:func:`encode`)."""
+    async def append_frames(self, frames: list[bytes], *, ticket: Ticket | None = None) -> None:
+        """:meth:`append` for records already encoded (:func:`encode`), by the request that
+        took ``ticket`` (:meth:`expect`), if any."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._enqueue(frames, futures=(loop, future))
+        self._enqueue(frames, futures=(loop, future), ticket=ticket)
         await future
+
+    def expect(self) -> Ticket:
+        """A request is being answered and will append with the ticket, or
+        :meth:`Ticket.cancel` it: a sync may wait a moment for it rather than run without it."""
+        with self._cond:
+            self._answering += 1
+        return Ticket(self)
+
+    def _arrived(self, ticket: Ticket | None) -> None:
+        """(the lock held) One expected request appended or gave up."""
+        if ticket is not None and not ticket.used:
+            ticket.used = True
+            self._answering -= 1
 
     def append_sync(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append ``records`` from a plain thread; return once they are on disk."""
@@ -266,8 +324,10 @@ class PredictionLog:
         futures: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None,
         event: _Event | None = None,
         rotate: bool = False,
+        ticket: Ticket | None = None,
     ) -> None:
         with self._cond:
+            self._arrived(ticket)
             if self._closing:
                 raise StoreUnavailable(
                     "The prediction log is closed; the server is stopping.",
@@ -275,6 +335,8 @@ class PredictionLog:
                 )
             self._start()
             group = self._group
+            if not group.since:
+                group.since = time.monotonic()
             group.chunks.extend(frames)
             self.pending += len(frames)
             if futures is not None:
@@ -282,18 +344,23 @@ class PredictionLog:
             if event is not None:
                 group.events.append(event)
             group.rotate = group.rotate or rotate
-            self._cond.notify()
+            # Wake the writer when it idles, or when the group it lingers over is complete;
+            # not on every record (each wake costs it the GIL, and the loop a switch).
+            if self._idle or self._answering <= 0 or event is not None or rotate:
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._group.chunks or self._group.events or self._group.futures):
-                    if self._closing:
+                while (wait := self._until_ready()) is not None:
+                    self._idle = not self._group.since
+                    self._cond.wait(timeout=wait)
+                    self._idle = False
+                    if self._fd is not None and not self._group.since and self._due():
                         self._safe_close()
-                        return
-                    self._cond.wait(timeout=1.0)
-                    if self._fd is not None and self._due():
-                        self._safe_close()
+                if not self._group.since:  # closing, nothing queued
+                    self._safe_close()
+                    return
                 group, self._group = self._group, _Group()
             error = None
             try:
@@ -317,6 +384,19 @@ class PredictionLog:
                 event.error = error
                 event.set()
 
+    def _until_ready(self) -> float | None:
+        """(the lock held) None when the queued group is to be written now, else how long
+        to wait at most: the group waits up to ``linger`` seconds from its first record while
+        requests being answered may still append, unless a plain thread, a rotation or the
+        close waits for it."""
+        group = self._group
+        if not group.since:
+            return None if self._closing else 1.0
+        if self._answering <= 0 or group.events or group.rotate or self._closing:
+            return None
+        left = group.since + self.linger - time.monotonic()
+        return left if left > 0 else None
+
     def _write(self, data: bytes) -> None:
         if not data:
             return
@@ -324,11 +404,9 @@ class PredictionLog:
             self._rotate()
         assert self._fd is not None
         view = memoryview(data)
-        while view:
+        while view:  # with O_DSYNC, a write returns once its data is on disk
             written = os.write(self._fd, view)
             view = view[written:]
-        if self.sync:
-            os.fdatasync(self._fd)
         self.syncs += 1
         self._size += len(data)
 
@@ -345,7 +423,9 @@ class PredictionLog:
         self._close_segment()
         self._number += 1
         path = self.wal / f"{self.writer_id}-{self._number:06d}{_OPEN}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        # O_DSYNC: one system call writes and syncs, so the writer takes the GIL once less.
+        fd = os.open(path, flags | (os.O_DSYNC if self.sync else 0), 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this writer lives
         _files.fsync_dir(self.wal)
         self._fd, self._path, self._size = fd, path, 0

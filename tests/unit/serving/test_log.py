@@ -77,15 +77,51 @@ def test_append_sync_from_many_threads(tmp_path: Path) -> None:
     assert len(snapshot.records) == 160
 
 
+def test_a_sync_waits_for_requests_still_being_answered(tmp_path: Path) -> None:
+    log = _log.PredictionLog(tmp_path / "log", linger=30.0)
+
+    async def main() -> None:
+        first, second = log.expect(), log.expect()
+        early = asyncio.create_task(log.append_frames([_log.encode(record(1))], ticket=first))
+        await asyncio.sleep(0.1)
+        assert not early.done()  # the second request is still being answered
+        await log.append_frames([_log.encode(record(2))], ticket=second)
+        await early
+
+    asyncio.run(main())
+    assert (log.written, log.syncs) == (2, 1)
+    log.close()
+
+
+@pytest.mark.parametrize("others", ["none", "cancelled"])
+def test_a_request_nobody_else_is_answered_beside_never_waits(tmp_path: Path, others: str) -> None:
+    log = _log.PredictionLog(tmp_path / "log", linger=30.0)
+
+    async def main() -> None:
+        ticket = log.expect()
+        if others == "cancelled":
+            other = log.expect()
+            asyncio.get_running_loop().call_later(0.05, other.cancel)  # refused, say
+        await asyncio.wait_for(log.append_frames([_log.encode(record(1))], ticket=ticket), 10)
+
+    asyncio.run(main())
+    assert log.written == 1
+    log.close()
+
+
 def test_a_write_error_fails_the_waiters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from shipyard.errors import StoreUnavailable
 
     log = _log.PredictionLog(tmp_path / "log")
 
-    def broken(fd: int) -> None:
-        raise OSError(28, "No space left on device")
+    write = os.write
 
-    monkeypatch.setattr(os, "fdatasync", broken)
+    def broken(fd: int, data: memoryview) -> int:
+        if fd == log._fd:  # the segment's writes (O_DSYNC: each one is also the sync)
+            raise OSError(28, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", broken)
     with pytest.raises(StoreUnavailable, match="No space left"):
         log.append_sync([record(1)])
     monkeypatch.undo()
