@@ -20,6 +20,9 @@ every request encoded before the clock starts) measures each server:
   16 concurrent clients for a fixed time: throughput, and p99         req/s, ms
   one 10,000-row batch: median of 5 after one warm-up                        ms
 
+and, as an extra line that is not part of the comparison, Shipyard's time for
+the same 10,000 rows sent as an Arrow IPC stream (a body MLflow does not read).
+
 Both get the same rows as the same JSON numbers, in the format each reads:
 MLflow ``POST /invocations {"dataframe_split": {"columns": [...], "data":
 [[...]]}}``, Shipyard ``POST /predict {"columns": [...], "data": [[...]]}``.
@@ -114,6 +117,9 @@ VARIANT_VARIABLE = "SHIPYARD_BENCH_SERVING_VARIANT"
 LOG_MODES = ("on", "nosync", "off")
 #: Class probabilities closer than this are a tie (see :meth:`Bench.check_predictions`).
 TIE_TOLERANCE = 1e-9
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: The extra line: the batch as Arrow IPC, Shipyard only (MLflow reads no Arrow body).
+ARROW_BATCH = Case("batch_arrow", "one 10,000-row batch as Arrow IPC", "ms", False, min_ratio=3)
 
 CASES = {
     "seq_p50": Case("seq_p50", "sequential single row, p50", "ms", False, min_ratio=1),
@@ -124,10 +130,10 @@ CASES = {
 }
 LOG_CASES = {
     # The "peer" is the same server with the log off: ratio = throughput on / off.
-    "on": Case("log_on", "16 clients, log on (fdatasync) vs off", "req/s", True, min_ratio=0.8),
-    "nosync": Case(
-        "log_nosync", "16 clients, log without fdatasync vs off", "req/s", True, min_ratio=0.8
+    "on": Case(
+        "log_on", "16 clients, log on (synced to disk) vs off", "req/s", True, min_ratio=0.8
     ),
+    "nosync": Case("log_nosync", "16 clients, log not synced vs off", "req/s", True, min_ratio=0.8),
 }
 
 
@@ -203,6 +209,21 @@ class Wire:
         else:
             body, path = frame, "/predict"
         return http_request("POST", path, self.host, json.dumps(body).encode())
+
+    def predict_arrow(self, rows: list[list[float]]) -> bytes:
+        """A pre-encoded Shipyard request for ``rows`` as an Arrow IPC stream."""
+        import pyarrow as pa
+
+        table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(self.columns)})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        body = sink.getvalue().to_pybytes()
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: {ARROW_STREAM}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode("ascii") + body
 
     @staticmethod
     def predictions(body: bytes) -> list[Any]:
@@ -316,7 +337,8 @@ async def batch(http: HttpConnection, raw: bytes, load: Load, errors: Errors) ->
             times.append(time.perf_counter() - sent)
     if not times:
         raise BenchError(f"no batch was answered: {errors.samples}")
-    return {"median_ms": statistics.median(times) * 1000, "samples_ms": times}, answer
+    samples_ms = [t * 1000 for t in times]
+    return {"median_ms": statistics.median(samples_ms), "samples_ms": samples_ms}, answer
 
 
 async def measure(
@@ -337,6 +359,12 @@ async def measure(
             answered += len(rows) * (1 + len(result["batch"]["samples_ms"]))
             result["predictions"] = answer.get("predictions", [])
             result["probabilities"] = answer.get("probabilities")
+            if side != "mlflow":
+                raw = wire.predict_arrow(rows)
+                result["batch_arrow"], arrow = await batch(connections[0], raw, load, errors)
+                answered += len(rows) * (1 + len(result["batch_arrow"]["samples_ms"]))
+                if arrow.get("predictions") != result["predictions"]:
+                    errors.add("the Arrow batch got other predictions than the JSON batch")
         if "seq" in phases:
             result["seq"], result["seq_predictions"] = await sequential(
                 connections[0], singles, load, errors
@@ -596,6 +624,8 @@ class Bench:
             values.update(seq_p50=result["seq"]["p50_ms"], seq_p99=result["seq"]["p99_ms"])
         if "batch" in result:
             values["batch"] = result["batch"]["median_ms"]
+        if "batch_arrow" in result:
+            values["batch_arrow"] = result["batch_arrow"]["median_ms"]
         return values
 
     def _record(
@@ -618,7 +648,7 @@ class Bench:
             "deployment": None if key == "mlflow" else deployment,
             "runtime": runtime,
             "phases": phases,
-            **{k: result[k] for k in ("seq", "conc", "batch") if k in result},
+            **{k: result[k] for k in ("seq", "conc", "batch", "batch_arrow") if k in result},
             "rows_answered": result["rows_answered"],
             "errors": result["errors"],
             "error_samples": result["error_samples"],
@@ -690,6 +720,8 @@ class Bench:
         )
         if "batch" in record:
             parts.append(f"batch {record['batch']['median_ms']:.0f} ms")
+        if "batch_arrow" in record:
+            parts.append(f"(as Arrow {record['batch_arrow']['median_ms']:.0f} ms)")
         parts.append(f"RSS {record['server_rss_mb']:.0f} MB")
         print(", ".join(parts), flush=True)
         if record["errors"]:
@@ -843,6 +875,15 @@ def run_parent(args: argparse.Namespace) -> None:
         runtime: _outcomes(rounds, "mlflow", f"shipyard-{runtime}", CASES)
         for runtime in ("auto", "native")
     }
+    # The extra line: Shipyard's Arrow body against MLflow's JSON one (the only one it reads).
+    arrow_batch = {
+        runtime: Outcome(
+            ARROW_BATCH,
+            [r["batch"] for r in rounds["mlflow"]],
+            [r["batch_arrow"] for r in rounds[f"shipyard-{runtime}"]],
+        )
+        for runtime in ("auto", "native")
+    }
     log_outcomes = [
         outcome
         for mode in ("on", "nosync")
@@ -863,6 +904,13 @@ def run_parent(args: argparse.Namespace) -> None:
             f"shipyard serve --runtime {runtime} (serving {served}){headline} vs mlflow models "
             f"serve {mlflow_version}, {args.workers} worker(s) each, log on (median of "
             f"{args.repeat})",
+        )
+    for runtime, outcome in arrow_batch.items():
+        print(
+            f"extra, not the headline: the 10,000-row batch sent to shipyard serve --runtime "
+            f"{runtime} as Arrow IPC: {outcome.ours_median:.1f} ms, "
+            f"{outcome.ratio:.1f}x MLflow's JSON batch ({outcome.peer_median:.1f} ms)",
+            flush=True,
         )
     for outcome in log_outcomes:
         print_outcome(outcome, "log off")
@@ -902,6 +950,9 @@ def run_parent(args: argparse.Namespace) -> None:
             "cases": {
                 runtime: {o.case.key: o.as_dict() for o in outcomes}
                 for runtime, outcomes in by_runtime.items()
+            },
+            "extra_batch_as_arrow": {
+                runtime: outcome.as_dict() for runtime, outcome in arrow_batch.items()
             },
             "logging_cost": {
                 **{o.case.key: o.as_dict() for o in log_outcomes},
