@@ -109,10 +109,42 @@ def test_a_request_nobody_else_is_answered_beside_never_waits(tmp_path: Path, ot
     log.close()
 
 
-def test_a_write_error_fails_the_waiters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_records_written_by_the_loop_and_large_ones_by_the_thread_all_land(
+    tmp_path: Path,
+) -> None:
+    log = _log.PredictionLog(tmp_path / "log")
+    big = _log.encode(record(20_000))
+    assert len(big) > _log.LOOP_WRITE_BYTES
+
+    async def main() -> None:
+        tickets = [log.expect() for _ in range(5)]
+        await asyncio.gather(
+            *(log.append_frames([_log.encode(record(1))], ticket=t) for t in tickets[:4]),
+            log.append_frames([big], ticket=tickets[4]),
+        )
+
+    asyncio.run(main())
+    log.append_sync([record(2)])
+    log.close()
+    segments = sorted((tmp_path / "log" / "wal").iterdir())
+    rows = sorted(len(r["ids"]) for path in segments for r in _log.decode(path.read_bytes()))
+    assert rows == [1, 1, 1, 1, 2, 20_000]
+    assert log.written == 6
+
+
+@pytest.mark.parametrize("writer", ["thread", "event loop"])
+def test_a_write_error_fails_the_waiters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
     from shipyard.errors import StoreUnavailable
 
     log = _log.PredictionLog(tmp_path / "log")
+
+    def append() -> None:
+        if writer == "thread":
+            log.append_sync([record(1)])
+        else:
+            asyncio.run(log.append_frames([_log.encode(record(1))]))
 
     write = os.write
 
@@ -123,11 +155,11 @@ def test_a_write_error_fails_the_waiters(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(os, "write", broken)
     with pytest.raises(StoreUnavailable, match="No space left"):
-        log.append_sync([record(1)])
+        append()
     monkeypatch.undo()
     log.close()
     with pytest.raises(StoreUnavailable, match="closed"):
-        log.append_sync([record(1)])
+        append()
 
 
 def test_compaction_keeps_every_row_and_reading_is_the_same(tmp_path: Path) -> None:
