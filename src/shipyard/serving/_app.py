@@ -308,12 +308,12 @@ class Endpoint:
         # A sync about to run may wait a moment for this request (see _log, "Durability").
         ticket = None if self.log is None else self.log.expect()
         try:
-            return await self._predict(served, role, shadows, body, content_type, started, ticket)
+            return await self._respond(served, role, shadows, body, content_type, started, ticket)
         finally:
             if ticket is not None:
                 ticket.cancel()
 
-    async def _predict(
+    async def _respond(
         self,
         served: _router.Served,
         role: str,
@@ -366,7 +366,7 @@ class Endpoint:
 
 @dataclasses.dataclass(frozen=True)
 class _Answer:
-    """One request answered, not yet logged: the response's bytes, the log frame (None without
+    """One request answered, not yet logged: the response's bytes, the log frame (empty without
     a log), and what the shadow needs."""
 
     content: bytes
