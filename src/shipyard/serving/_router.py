@@ -442,41 +442,9 @@ def load(uri: str, *, runtime: str, client: Client) -> Served:
     version = resolve(uri, client=client)
     chosen = pick_runtime(version, runtime)
     loaded = load_model(version.uri, format=chosen, client=client)
-    if chosen == "onnx":
-        loaded.model = _without_spinning(loaded.model, version, client)
     served = Served(loaded, chosen)
     served.warm_up()
     return served
-
-
-def _without_spinning(predictor: Any, version: ModelVersion, client: Client) -> Any:
-    """The ONNX predictor on a session whose worker threads sleep between runs.
-
-    onnxruntime's threads spin for a while after each run by default. On a
-    small machine they take the CPU the event loop, the log writer and the
-    clients need: a 10,000-row batch measured 93 ms with spinning and 53 ms
-    without on 2 busy cores (25 and 26 ms when the machine is quiet), and a
-    single row costs a third less CPU. The file is read again, verified
-    against its digest like the first time.
-    """
-    import tempfile
-    from pathlib import Path
-
-    import onnxruntime as ort
-
-    from shipyard.models._flavors import OnnxPredictor
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    with tempfile.TemporaryDirectory(prefix="shipyard-serve-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        client._download_model_file(version, version.files["onnx"], path)
-        session = ort.InferenceSession(
-            path.read_bytes(), options, providers=["CPUExecutionProvider"]
-        )
-    quiet = OnnxPredictor(session, classes=getattr(predictor, "classes_", None))
-    quiet._proba_output = predictor._proba_output
-    return quiet
 
 
 @dataclasses.dataclass(frozen=True)

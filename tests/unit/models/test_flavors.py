@@ -191,6 +191,15 @@ def test_an_onnx_regressor_predicts_a_1d_array_and_has_no_predict_proba(data, tm
     np.testing.assert_allclose(prediction, model.predict(X.to_numpy(np.float32)), rtol=1e-4)
 
 
+def test_a_loaded_onnx_model_leaves_the_cpu_between_runs(data, tmp_path) -> None:
+    """Its worker threads sleep after a run rather than spin, taking cores a server needs."""
+    X, _, y = data
+    model = LinearRegression().fit(X.to_numpy(np.float32), y)
+    _, loaded = save_and_load(to_onnx(model, X), tmp_path)
+    options = loaded._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_an_onnx_model_with_one_input_per_column_gets_each_column(data) -> None:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
