@@ -451,7 +451,7 @@ class _Log:
 
     def labelled_since(self, since: int | None) -> list[int]:
         """Prediction times (ms) of the labels stored at or after ``since``."""
-        labels = self._log._labels(self.blobs, self._log._snapshot(self.folder))
+        labels = self._log.stored_labels(self.folder, self.blobs)
         return [
             int(pid[:12], 16)
             for pid, (_, stored) in labels.items()

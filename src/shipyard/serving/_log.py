@@ -101,7 +101,7 @@ if TYPE_CHECKING:
     from shipyard.blobs import BlobStore
     from shipyard.tracking import Client
 
-__all__ = ["PredictionLog", "log_labels", "new_ids", "predictions"]
+__all__ = ["PredictionLog", "log_labels", "new_ids", "predictions", "stored_labels"]
 
 _HEADER = struct.Struct("<II")
 _OPEN, _CLOSED = ".open", ".seg"
@@ -960,6 +960,12 @@ def read(
     if not labels:
         return table
     return _join_labels(table, _labels(blobs, snapshot))
+
+
+def stored_labels(folder: Path, blobs: BlobStore) -> dict[str, tuple[Any, int]]:
+    """Every label of the log in ``folder``, compacted or not: prediction id -> (label, time
+    it was stored in ms), the latest for each id."""
+    return _labels(blobs, _snapshot(folder))
 
 
 def _labels(blobs: BlobStore, snapshot: _Snapshot) -> dict[str, tuple[Any, int]]:
