@@ -4,9 +4,10 @@ The reference is prepared once (or given prepared, see ``_reference``); the
 current data is read one column at a time (see ``_source``), each column
 compared and dropped before the next is read, so memory holds the reference
 plus about one current column; above ``TALLY_ROWS`` rows not even that: the
-column is read in Arrow batches and tallied against the reference (see ``_tally``). A column that cannot be tested gets a status
-(see :data:`shipyard.monitoring.STATUSES`) instead of an exception; only
-bad arguments raise :class:`~shipyard.errors.InvalidInput`.
+column is read in Arrow batches and tallied against the reference (see
+``_tally``). A column that cannot be tested gets a status (see
+:data:`shipyard.monitoring.STATUSES`) instead of an exception; only bad
+arguments raise :class:`~shipyard.errors.InvalidInput`.
 """
 
 from __future__ import annotations
@@ -206,14 +207,9 @@ def _one_column(
         return untested("all_null", test_name)
     if min(ref.count, cur.count) < test.min_values:
         return untested("too_few_rows", test_name)
-    if isinstance(cur, Tally):
-        if test.compute_tallied is None:  # a test that needs every value: read them all
-            cur = source.column(name, ref.kind)
-            statistic, p_value = test.compute(ref, cur)
-        else:
-            statistic, p_value = test.compute_tallied(ref, cur)
-    else:
-        statistic, p_value = test.compute(ref, cur)
+    compute = test.compute_tallied if isinstance(cur, Tally) else test.compute
+    assert compute is not None  # _read_current tallies only for tests that read tallies
+    statistic, p_value = compute(ref, cur)
     if ref.kind == "categorical" and set(cur.categories) - set(ref.categories):
         status = "unseen_categories"
     elif ref.constant:
@@ -238,13 +234,18 @@ def _read_current(source: Any, name: str, ref: Column, planned: str) -> Column |
     and tallied (numeric) or counted (categorical), so memory does not grow with its rows."""
     if source.rows <= TALLY_ROWS:
         return source.column(name, ref.kind)
-    arrow_type = str(source.type(name))
     batches = source.batches(name, BATCH_ROWS)
     if ref.kind == "categorical":
-        return tally_categories(batches, name=name, arrow_type=arrow_type)
-    if planned != _registry.AUTO and _registry.get_test(planned).compute_tallied is None:
-        return source.column(name, ref.kind)
-    return tally_numbers(ref, batches, name=name, arrow_type=arrow_type)
+        return tally_categories(batches, name=name, arrow_type=str(source.type(name)))
+    # "auto" settles on a test only once the window's values are counted: any it may pick.
+    candidates = (
+        {planned}
+        if planned != _registry.AUTO
+        else {_registry.auto_test(ref.kind, n) for n in (1, _registry.AUTO_THRESHOLD + 1)}
+    )
+    if any(_registry.get_test(t).compute_tallied is None for t in candidates):
+        return source.column(name, ref.kind)  # a test that needs every value
+    return tally_numbers(ref, batches)
 
 
 def _histogram(ref: Column, cur: Column | Tally) -> Histogram:
@@ -253,15 +254,8 @@ def _histogram(ref: Column, cur: Column | Tally) -> Histogram:
     if ref.kind == "numeric":
         low = min(ref.values[0], cur.values[0])
         high = max(ref.values[-1], cur.values[-1])
-        edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
-
-        def shares(values: np.ndarray) -> list[float]:
-            cuts = np.searchsorted(values, edges[1:-1], side="left")
-            counts = np.diff(np.concatenate(([0], cuts, [len(values)])))
-            return (counts / len(values)).tolist()
-
-        labels = [f"{a:.4g} - {b:.4g}" for a, b in itertools.pairwise(edges)]
-        return Histogram(labels, shares(ref.values), shares(cur.values))
+        edges = _bar_edges(low, high)
+        return Histogram(_bar_labels(edges), _shares(ref.values, edges), _shares(cur.values, edges))
     categories = tuple(sorted(set(ref.categories) | set(cur.categories)))
     r = ref.category_counts(categories) / ref.count
     c = cur.category_counts(categories) / cur.count
@@ -283,7 +277,7 @@ def _tallied_histogram(ref: Column, cur: Tally) -> Histogram:
     (each bucket's values are placed at their mean), so its bars span the
     reference's range, where that resolution is finest."""
     low, high = float(ref.values[0]), float(ref.values[-1])
-    edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
+    edges = _bar_edges(low, high)
     inner = cur.between[1:-1]
     # Bucket j's values sit in (grid[j-1], grid[j]): their mean (grid[j] when empty) is
     # sorted like the grid, so each bar's count is a difference of running sums.
@@ -301,10 +295,8 @@ def _tallied_histogram(ref: Column, cur: Tally) -> Histogram:
             )
         )
     )
-    ref_cuts = np.searchsorted(ref.values, edges[1:-1], side="left")
-    ref_counts = np.diff(np.concatenate(([0], ref_cuts, [len(ref.values)])))
-    labels = [f"{a:.4g} - {b:.4g}" for a, b in itertools.pairwise(edges)]
-    ref_shares = (ref_counts / len(ref.values)).tolist()
+    labels = _bar_labels(edges)
+    ref_shares = _shares(ref.values, edges)
     cur_shares = (counts / cur.count).tolist()
     below, above = int(cur.between[0]), int(cur.between[-1])
     if below:
@@ -321,3 +313,18 @@ def _tallied_histogram(ref: Column, cur: Tally) -> Histogram:
 def _running(counts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """``counts[:end].sum()`` for each of ``ends``."""
     return np.concatenate(([0], np.cumsum(counts)))[ends]
+
+
+def _bar_edges(low: float, high: float) -> np.ndarray:
+    return np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
+
+
+def _bar_labels(edges: np.ndarray) -> list[str]:
+    return [f"{a:.4g} - {b:.4g}" for a, b in itertools.pairwise(edges)]
+
+
+def _shares(ordered: np.ndarray, edges: np.ndarray) -> list[float]:
+    """The share of the sorted ``ordered`` in each bar ``[edges[i], edges[i+1])``, the last
+    bar closed."""
+    cuts = np.searchsorted(ordered, edges[1:-1], side="left")
+    return (np.diff(np.concatenate(([0], cuts, [len(ordered)]))) / len(ordered)).tolist()

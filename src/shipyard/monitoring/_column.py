@@ -27,15 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = [
-    "QUANTILE_BINS",
-    "WORKERS",
-    "Column",
-    "column_kind",
-    "from_arrow",
-    "parallel_map",
-    "to_float_numpy",
-]
+__all__ = ["QUANTILE_BINS", "WORKERS", "Column", "column_kind", "from_arrow", "parallel_map"]
 
 Kind = Literal["numeric", "categorical"]
 
@@ -159,7 +151,7 @@ def from_arrow(name: str, values: pa.ChunkedArray | pa.Array, kind: Kind) -> Col
         values = pc.cast(values, arrow_type.value_type)
     if kind == "numeric":
         numbers = pc.cast(values, pa.float64()) if values.type != pa.float64() else values
-        array = to_float_numpy(numbers)
+        array = _to_float_numpy(numbers)
         finite = np.isfinite(array)
         usable = array[finite] if not finite.all() else array
         ordered = np.sort(usable)  # a fresh array: Arrow's buffers are read-only
@@ -185,7 +177,7 @@ def from_arrow(name: str, values: pa.ChunkedArray | pa.Array, kind: Kind) -> Col
     )
 
 
-def to_float_numpy(numbers: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def _to_float_numpy(numbers: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """float64 numpy values of float64 Arrow values, nulls as NaN; no copy for one chunk
     without nulls.
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from shipyard.monitoring._column import Column, bin_counts, from_arrow, to_float_numpy
+from shipyard.monitoring._column import Column, bin_counts, from_arrow
 
 __all__ = ["BATCH_ROWS", "SLICE", "TALLY_ROWS", "Tally", "tally_categories", "tally_numbers"]
 
@@ -55,12 +55,7 @@ class Tally:
     ``bins``: counts over the reference's decile bins (``Column.edges``).
     """
 
-    name: str
-    kind: str
-    type: str
-    rows: int
-    nulls: int
-    count: int  # usable values: rows - nulls
+    count: int  # usable values
     grid: np.ndarray
     reference_at_or_below: np.ndarray  # reference values <= grid[j]
     at: np.ndarray
@@ -69,8 +64,6 @@ class Tally:
     bins: np.ndarray
     mean: float
     var: float
-    low: float
-    high: float
 
     def at_or_below(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(lo, hi, current values <= grid[j] for j in lo..hi-1)``, :data:`SLICE` j at a time,
@@ -83,31 +76,23 @@ class Tally:
             yield lo, hi, below
 
 
-def tally_numbers(
-    reference: Column, batches: Iterable[pa.Array], *, name: str, arrow_type: str
-) -> Tally:
+def tally_numbers(reference: Column, batches: Iterable[pa.Array]) -> Tally:
     """Tally a numeric current column, given in ``batches``, against ``reference`` (non-empty)."""
-    values = reference.values  # sorted: its distinct values start where it changes
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    grid = values[starts]
+    starts = _run_starts(reference.values)  # sorted: its distinct values start where it changes
+    grid = reference.values[starts]
     k = len(grid)
-    reference_at_or_below = np.append(starts[1:], len(values)).astype(np.int64)
+    reference_at_or_below = np.append(starts[1:], len(reference.values)).astype(np.int64)
     edges = reference.edges
     at = np.zeros(k, np.int64)
     between = np.zeros(k + 1, np.int64)
     gap_sum = np.zeros(k + 1, np.float64)
     bins = np.zeros(len(edges) + 2, np.int64)
-    rows = count = 0
+    count = 0
     mean = m2 = 0.0
-    low, high = np.inf, -np.inf
     for batch in batches:
-        rows += len(batch)
-        if pa.types.is_dictionary(batch.type):
-            batch = batch.dictionary_decode()
-        numbers = to_float_numpy(batch if batch.type == pa.float64() else batch.cast(pa.float64()))
         # Sorted, the batch is searched in order: 8x faster than in random order on a
         # large grid (each search starts near the last), and its bins are two searches.
-        x = np.sort(numbers[np.isfinite(numbers)])
+        x = from_arrow("batch", batch, "numeric").values
         if not len(x):
             continue
         position = np.searchsorted(grid, x, side="left")  # grid[p-1] < x <= grid[p]
@@ -115,13 +100,13 @@ def tally_numbers(
         above = int(np.searchsorted(position, k))  # sorted: values above the grid come last
         gaps[above:] *= -1
         # Positions are sorted too: sum over their runs, O(batch) rather than O(grid).
-        starts = np.flatnonzero(np.concatenate(([True], position[1:] != position[:-1])))
-        bucket = position[starts]
-        values = np.diff(np.append(starts, len(x)))
-        equal = np.add.reduceat((gaps == 0).astype(np.int64), starts)
+        runs = _run_starts(position)
+        bucket = position[runs]
+        sizes = np.diff(np.append(runs, len(x)))
+        equal = np.add.reduceat((gaps == 0).astype(np.int64), runs)
         at[bucket[bucket < k]] += equal[bucket < k]
-        between[bucket] += values - equal
-        gap_sum[bucket] += np.add.reduceat(gaps, starts)
+        between[bucket] += sizes - equal
+        gap_sum[bucket] += np.add.reduceat(gaps, runs)
         bins += bin_counts(x, edges)
         # Chan et al.'s pairwise update of the mean and the sum of squared deviations.
         n, batch_mean = len(x), float(x.mean())
@@ -130,13 +115,7 @@ def tally_numbers(
         mean += delta * n / total
         m2 += batch_m2 + delta * delta * count * n / total
         count = total
-        low, high = min(low, float(x[0])), max(high, float(x[-1]))
     return Tally(
-        name=name,
-        kind="numeric",
-        type=arrow_type,
-        rows=rows,
-        nulls=rows - count,
         count=count,
         grid=grid,
         reference_at_or_below=reference_at_or_below,
@@ -146,9 +125,12 @@ def tally_numbers(
         bins=bins,
         mean=mean,
         var=m2 / count if count else 0.0,
-        low=low,
-        high=high,
     )
+
+
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of the sorted (non-empty) ``ordered`` starts."""
+    return np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
 
 
 def tally_categories(batches: Iterable[pa.Array], *, name: str, arrow_type: str) -> Column:

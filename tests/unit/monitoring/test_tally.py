@@ -36,7 +36,7 @@ def _tallied(reference: np.ndarray, current: np.ndarray, batch: int):  # type: i
     """The reference's column and the current values tallied in batches of ``batch``."""
     column = from_arrow("x", pa.array(reference, pa.float64()), "numeric")
     batches = [pa.array(current[i : i + batch]) for i in range(0, len(current), batch)]
-    return column, tally_numbers(column, batches, name="x", arrow_type="double")
+    return column, tally_numbers(column, batches)
 
 
 @contextlib.contextmanager
