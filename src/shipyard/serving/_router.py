@@ -85,6 +85,11 @@ class Table:
         """The rows as records, for :meth:`Signature.validate`."""
         return [dict(zip(self.columns, row, strict=True)) for row in self.data]
 
+    def positions(self, names: Sequence[str]) -> list[int]:
+        """Where each of ``names`` is in a row; a KeyError for a name the body lacks."""
+        where = {name: number for number, name in enumerate(self.columns)}
+        return [where[name] for name in names]
+
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
@@ -168,18 +173,15 @@ class Served:
 
     def _few_columns(self, payload: list[Any] | Table) -> dict[str, Any] | None:
         """:meth:`fast_columns` for a few JSON rows, value by value (no numpy call to pay for)."""
-        if isinstance(payload, Table):
-            where = {name: number for number, name in enumerate(payload.columns)}
-            if any(name not in where for name in self.columns):
+        try:
+            if isinstance(payload, Table):
+                rows = _pick(payload.data, payload.positions(self.columns))
+            elif all(type(row) is dict for row in payload):
+                rows = _pick(payload, self.columns)
+            else:
                 return None
-            pick = operator.itemgetter(*(where[name] for name in self.columns))
-            rows = [pick(row) for row in payload.data]
-        else:
-            if not all(type(row) is dict for row in payload):
-                return None
-            rows = [tuple(row.get(name) for name in self.columns) for row in payload]
-        if len(self.columns) == 1 and isinstance(payload, Table):
-            rows = [(value,) for value in rows]
+        except KeyError:  # a column the body lacks: checked
+            return None
         assert self._dtypes is not None
         for row in rows:
             for value, dtype, (low, high) in zip(row, self._dtypes, self._bounds, strict=True):
@@ -325,8 +327,7 @@ def _json_values(payload: Any, names: list[str]) -> _JsonValues | None:
     chain = itertools.chain.from_iterable
     try:
         if isinstance(payload, Table):
-            where = {name: number for number, name in enumerate(payload.columns)}
-            positions = [where[name] for name in names]
+            positions = payload.positions(names)
             data = payload.data
             if len(positions) < len(payload.columns):  # other columns, of any type: left out
                 values = np.array(_pick(data, positions))
