@@ -354,27 +354,27 @@ class PredictionLog:
         if held is None or not held.frames:
             return
         self._held[loop] = _Held()
-        error = self._write_now(held.frames)
-        with self._cond:
-            self.pending -= len(held.frames)
-            if error is None:
-                self.written += len(held.frames)
-        _release(held.futures, error)
+        _release(held.futures, self._write_now(held.frames))
 
     def _write_now(self, frames: list[bytes], *, rotate: bool = False) -> StoreUnavailable | None:
-        """Write (and sync) ``frames``; the error to give their waiters, if any."""
+        """Write (and sync) ``frames`` and count them; the error to give their waiters, if any."""
+        error = None
         try:
             with self._io:
                 self._write(b"".join(frames))
                 if rotate or self._closing:
                     self._close_segment()
         except OSError as exc:
-            return StoreUnavailable(
+            error = StoreUnavailable(
                 f"Cannot write the prediction log in {self.wal}: {exc}.",
                 hint="Free disk space or fix the folder's permissions; predictions are "
                 "refused until the log can be written.",
             )
-        return None
+        with self._cond:
+            self.pending -= len(frames)
+            if error is None:
+                self.written += len(frames)
+        return error
 
     def _check_open(self) -> None:
         if self._closing:
@@ -452,10 +452,6 @@ class PredictionLog:
                     return
                 group, self._group = self._group, _Group()
             error = self._write_now(group.chunks, rotate=group.rotate)
-            with self._cond:
-                self.pending -= len(group.chunks)
-                if error is None:
-                    self.written += len(group.chunks)
             for loop, futures in group.futures.items():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     loop.call_soon_threadsafe(_release, futures, error)
