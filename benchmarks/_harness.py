@@ -519,10 +519,16 @@ def wait_until_quiet(
 # ------------------------------------------------------------ load generators
 
 
-def http_request(method: str, path: str, host: str, body: bytes = b"") -> bytes:
+def http_request(
+    method: str,
+    path: str,
+    host: str,
+    body: bytes = b"",
+    content_type: str = "application/json",
+) -> bytes:
     """One HTTP/1.1 request, encoded once so that the clock only sees sending it."""
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body

@@ -218,12 +218,9 @@ class Wire:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        body = sink.getvalue().to_pybytes()
-        head = (
-            f"POST /predict HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Content-Type: {ARROW_STREAM}\r\nContent-Length: {len(body)}\r\n\r\n"
+        return http_request(
+            "POST", "/predict", self.host, sink.getvalue().to_pybytes(), content_type=ARROW_STREAM
         )
-        return head.encode("ascii") + body
 
     @staticmethod
     def predictions(body: bytes) -> list[Any]:
